@@ -1,1 +1,244 @@
+//! The only crate that speaks SQL.
+//!
+//! One [`Store`] API over two engines: SQLite (a file, WAL, the embedded default) and PostgreSQL
+//! (any number of jobline processes on one database). Both run the same SQL text wherever the
+//! dialects agree (sqlx binds `$1` on SQLite too); where they differ (row locks, `LEAST`) the
+//! statement is spelled twice side by side. The engine is an enum over two pools rather than a
+//! trait: there are exactly two, and `Store` is not an extension point.
+//!
+//! Rules this crate keeps (ARCHITECTURE.md lists them with the tests that check them):
+//! every job state change is one conditional UPDATE whose `WHERE` names the expected states
+//! (taken from `jobline_core::Action::sources`) and, for a worker's writes, the attempt; zero rows
+//! affected is a [`StoreError::Conflict`] or [`StoreError::Fenced`], never a silent success.
+#![warn(missing_docs)]
 
+mod error;
+mod events;
+mod identity;
+mod jobs;
+mod rows;
+
+pub use error::StoreError;
+pub use events::StoreEvent;
+pub use identity::{hash_secret, random_token, Client, NewClient};
+pub use jobs::{ClaimedJob, Fence, JobFile, JobFilter, JobPage, Page, Rescued};
+
+use jobline_core::Clock;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (single node).
+    Sqlite,
+    /// PostgreSQL (many nodes).
+    Postgres,
+}
+
+impl Backend {
+    /// The engine a database URL names.
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Config(format!(
+                "database url must start with sqlite: or postgres:, got {:?}",
+                url.split(':').next().unwrap_or_default()
+            )))
+        }
+    }
+}
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite:path/to/file.db` or `postgres://…`.
+    pub url: String,
+    /// Connections in the pool (PostgreSQL) or readers (SQLite, which has one writer).
+    pub max_connections: u32,
+}
+
+impl StoreConfig {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), max_connections: 8 }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Db {
+    /// SQLite allows one writer at a time; one write connection (taking the write lock up front
+    /// with `BEGIN IMMEDIATE`) turns would-be busy errors into an orderly queue inside the
+    /// process, and WAL lets the readers go on meanwhile.
+    Sqlite { write: SqlitePool, read: SqlitePool },
+    Postgres(PgPool),
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) db: Db,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: broadcast::Sender<StoreEvent>,
+    /// Whether a PostgreSQL LISTEN task is running for this store.
+    pub(crate) listening: std::sync::atomic::AtomicBool,
+}
+
+/// The store: cheap to clone, shared by the HTTP edge and the worker runtime.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Runs `$body` once per engine with `$pool` bound to the engine's pool (the reader on SQLite).
+/// The body is compiled for both, so one query text serves both engines.
+macro_rules! read_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.inner.db {
+            $crate::Db::Sqlite { read: $pool, .. } => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` inside a write transaction `$tx` and commits it if the body does not return
+/// early with `?`; an early return drops the transaction, which rolls it back. `$pg` is true on
+/// PostgreSQL, for the few statements that differ.
+macro_rules! write_tx {
+    ($store:expr, |$tx:ident, $pg:ident| $body:expr) => {
+        match &$store.inner.db {
+            $crate::Db::Sqlite { write, .. } => {
+                #[allow(unused_variables)]
+                let $pg = false;
+                let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::Db::Postgres(pool) => {
+                #[allow(unused_variables)]
+                let $pg = true;
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+pub(crate) use read_pool;
+pub(crate) use write_tx;
+
+impl Store {
+    /// Connects to `config.url` and brings the schema up to date.
+    pub async fn connect(config: &StoreConfig, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let store = Self::connect_without_migrating(config, clock).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without touching the schema (for `jobline migrate`, which reports what it does).
+    pub async fn connect_without_migrating(
+        config: &StoreConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        let db = match Backend::from_url(&config.url)? {
+            Backend::Sqlite => {
+                let opts = SqliteConnectOptions::from_str(&config.url)
+                    .map_err(|e| StoreError::Config(format!("bad sqlite url: {e}")))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // WAL + NORMAL is durable against process crashes (kill -9); only an OS crash
+                    // can lose the last transactions.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+                    .disable_statement_logging();
+                if let Some(parent) = opts.get_filename().parent() {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            StoreError::Config(format!("cannot create {}: {e}", parent.display()))
+                        })?;
+                    }
+                }
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(opts.clone())
+                    .await?;
+                let read = SqlitePoolOptions::new()
+                    .max_connections(config.max_connections.max(1))
+                    .connect_with(opts.read_only(false))
+                    .await?;
+                Db::Sqlite { write, read }
+            }
+            Backend::Postgres => {
+                let opts = PgConnectOptions::from_str(&config.url)
+                    .map_err(|e| StoreError::Config(format!("bad postgres url: {e}")))?
+                    .disable_statement_logging();
+                let pool = PgPoolOptions::new()
+                    .max_connections(config.max_connections.max(2))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await?;
+                Db::Postgres(pool)
+            }
+        };
+        let (events, _) = broadcast::channel(1024);
+        let listening = Default::default();
+        Ok(Store { inner: Arc::new(Inner { db, clock, events, listening }) })
+    }
+
+    /// Applies pending migrations (safe to run from several processes at once on PostgreSQL,
+    /// where sqlx takes an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.inner.db {
+            Db::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await?,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Which engine this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.inner.db {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The clock every timestamp comes from.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Answers whether the database takes queries (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        read_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Closes the pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match &self.inner.db {
+            Db::Sqlite { write, read } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.inner.clock.now().timestamp_millis()
+    }
+}

@@ -1,0 +1,56 @@
+//! The store's one error type. Driver errors are translated only here.
+
+use jobline_core::JobState;
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such row (or it belongs to another tenant, which callers must not be able to tell).
+    #[error("not found")]
+    NotFound,
+    /// The job was not in a state the change starts from.
+    #[error("job is {current}")]
+    Conflict {
+        /// The state it was found in.
+        current: JobState,
+    },
+    /// A worker's write was refused: its lease is gone or its job moved on (cancelled, rescued,
+    /// finished). The worker must stop and write nothing more.
+    #[error("write fenced off: the job is no longer held by this attempt")]
+    Fenced,
+    /// A unique constraint refused the row; the constraint's name says which.
+    #[error("duplicate ({constraint})")]
+    Duplicate {
+        /// The violated constraint or index.
+        constraint: String,
+    },
+    /// A stored value could not be read back (a bug or a hand-edited database).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// Bad connection settings.
+    #[error("{0}")]
+    Config(String),
+    /// Schema migration failed.
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database could not be reached or failed.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate {
+                constraint: db.constraint().unwrap_or_else(|| unique_target(db.message())).to_owned(),
+            },
+            _ => StoreError::Unavailable(err),
+        }
+    }
+}
+
+/// SQLite names no constraint; its message says `UNIQUE constraint failed: table.column`.
+fn unique_target(message: &str) -> &str {
+    message.rsplit(": ").next().unwrap_or(message)
+}

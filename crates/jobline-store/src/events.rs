@@ -1,0 +1,143 @@
+//! Wake-ups for workers: "there is new work" and "this job should stop".
+//!
+//! Events are hints for speed, never the source of truth: a lost event only delays a worker until
+//! its next poll or heartbeat, which read the durable state. Inside one process they travel on a
+//! broadcast channel; on PostgreSQL they also go out with `pg_notify` in the same transaction as
+//! the change (so they are sent only if it commits) and come back from other processes through
+//! `LISTEN`.
+
+use crate::{Db, Store, StoreError};
+use jobline_core::JobId;
+use sqlx::postgres::{PgListener, PgPool};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+pub(crate) const CHANNEL: &str = "jobline_events";
+
+/// Something a worker may want to react to at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// Jobs became claimable (enqueued, released, rescued, retried).
+    JobsAvailable,
+    /// A cancel was requested for a running job.
+    CancelRequested(JobId),
+}
+
+impl StoreEvent {
+    pub(crate) fn encode(&self) -> String {
+        match self {
+            StoreEvent::JobsAvailable => "a".to_owned(),
+            StoreEvent::CancelRequested(id) => format!("c:{id}"),
+        }
+    }
+
+    fn decode(payload: &str) -> Option<Self> {
+        match payload.split_once(':') {
+            None if payload == "a" => Some(StoreEvent::JobsAvailable),
+            Some(("c", id)) => JobId::parse(id).ok().map(StoreEvent::CancelRequested),
+            _ => None,
+        }
+    }
+}
+
+static LISTENERS_WARNED: AtomicBool = AtomicBool::new(false);
+
+impl Store {
+    /// Subscribes to events from this process and, on PostgreSQL, from every other process.
+    pub fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
+        let rx = self.inner.events.subscribe();
+        if let Db::Postgres(pool) = &self.inner.db {
+            if !self.inner.listening.swap(true, Ordering::SeqCst) {
+                tokio::spawn(pg_listen(pool.clone(), self.inner.events.clone(), self.inner.clone()));
+            }
+        }
+        rx
+    }
+
+    /// Publishes to subscribers in this process (call after the change committed).
+    pub(crate) fn publish(&self, event: StoreEvent) {
+        // No subscriber is normal (an API-only process); the send error means just that.
+        let _ = self.inner.events.send(event);
+    }
+}
+
+/// Forwards notifications into the broadcast channel while anyone subscribes, reconnecting on
+/// failure. It holds only a weak interest: it ends once the last subscriber is gone.
+async fn pg_listen(pool: PgPool, tx: broadcast::Sender<StoreEvent>, inner: Arc<crate::Inner>) {
+    let inner = Arc::downgrade(&inner);
+    'outer: loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                if !LISTENERS_WARNED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "cannot LISTEN; workers fall back to polling");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if tx.receiver_count() == 0 || pool.is_closed() {
+                    break;
+                }
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            if tx.receiver_count() == 0 || pool.is_closed() {
+                break 'outer;
+            }
+            match tokio::time::timeout(Duration::from_millis(500), listener.try_recv()).await {
+                Err(_) => {}
+                Ok(Ok(Some(n))) => {
+                    if let Some(ev) = StoreEvent::decode(n.payload()) {
+                        let _ = tx.send(ev);
+                    }
+                }
+                // The connection dropped; a notification may have been missed, so wake workers to
+                // re-read the durable state, then reconnect.
+                Ok(Ok(None)) => {
+                    let _ = tx.send(StoreEvent::JobsAvailable);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
+                    continue 'outer;
+                }
+            }
+        }
+    }
+    if let Some(inner) = inner.upgrade() {
+        inner.listening.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Sends `event` to other processes when the transaction commits (PostgreSQL only).
+pub(crate) async fn notify(
+    tx: &mut sqlx::PgConnection,
+    event: &StoreEvent,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(event.encode())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_notify_payloads() {
+        let id = JobId::new();
+        for ev in [StoreEvent::JobsAvailable, StoreEvent::CancelRequested(id)] {
+            assert_eq!(StoreEvent::decode(&ev.encode()), Some(ev));
+        }
+        assert_eq!(StoreEvent::decode("c:nonsense"), None);
+        assert_eq!(StoreEvent::decode("x"), None);
+    }
+}

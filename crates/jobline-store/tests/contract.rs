@@ -1,0 +1,531 @@
+//! The store contract: one suite, run against SQLite and PostgreSQL (each test on a fresh
+//! database). These tests are the reason the two engines may share one API.
+
+use jobline_core::{
+    CancelPolicy, FakeClock, JobErrorEntry, JobId, JobState, KindSpec, NewJob, QueueKey, TenantId,
+};
+use jobline_store::{JobFile, JobFilter, Page, Store, StoreError};
+use jobline_testkit::{on_both_engines, Engine, TestDb};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Barrier;
+
+const RUNNABLE: KindSpec =
+    KindSpec { name: "engine/test", cancel: CancelPolicy::PENDING_OR_RUNNING, max_attempts: 3 };
+const QUEUED_ONLY: KindSpec =
+    KindSpec { name: "engine/pending-only", cancel: CancelPolicy::PENDING, max_attempts: 3 };
+const UPLOAD: KindSpec =
+    KindSpec { name: "engine/upload", cancel: CancelPolicy::AWAITING_OR_PENDING, max_attempts: 3 };
+const LEASE: Duration = Duration::from_secs(10);
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
+fn job(t: &str, queue: &str, kind: KindSpec) -> NewJob {
+    let t = tenant(t);
+    let q = QueueKey::new(&t, "engine", queue);
+    NewJob::new(t, kind, q, serde_json::json!({"queue": queue}))
+}
+
+async fn setup(engine: Engine) -> (TestDb, Store, FakeClock) {
+    let db = TestDb::new(engine).await;
+    let (store, clock) = db.store().await;
+    (db, store, clock)
+}
+
+/// Jobs of one queue run earliest created first; ties (same millisecond) go by id.
+async fn claims_jobs_of_a_queue_in_creation_order(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        // Half share a millisecond, so both the time and the id tie-break are exercised.
+        if i % 2 == 0 {
+            clock.advance(Duration::from_millis(1));
+        }
+        ids.push(store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id);
+    }
+    let mut order = Vec::new();
+    for _ in 0..6 {
+        let claimed = store.claim("w1", 10, LEASE, 1).await.unwrap();
+        assert_eq!(claimed.len(), 1, "one at a time per queue");
+        order.push(claimed[0].job().id);
+        store.complete(&claimed[0], None).await.unwrap();
+    }
+    assert_eq!(order, ids);
+    assert!(store.claim("w1", 10, LEASE, 1).await.unwrap().is_empty());
+}
+
+/// Never more running per queue than its concurrency; other queues are served meanwhile.
+async fn honours_per_queue_concurrency(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    for _ in 0..3 {
+        store.enqueue(job("t1", "a", RUNNABLE)).await.unwrap();
+        store.enqueue(job("t1", "b", RUNNABLE)).await.unwrap();
+    }
+    let first = store.claim("w1", 10, LEASE, 1).await.unwrap();
+    assert_eq!(first.len(), 2, "one from each queue");
+    assert!(store.claim("w1", 10, LEASE, 1).await.unwrap().is_empty());
+
+    let t1 = tenant("t1");
+    store.set_queue_concurrency(&QueueKey::new(&t1, "engine", "a"), &t1, Some(3)).await.unwrap();
+    let more = store.claim("w1", 10, LEASE, 1).await.unwrap();
+    assert_eq!(more.len(), 2, "queue a may now run the other two");
+    assert!(more.iter().all(|c| c.job().queue.as_str() == "t1/engine/a"));
+
+    // The default concurrency applies to queues without their own setting.
+    store.complete(&first[1], None).await.unwrap();
+    let b = store.claim("w1", 10, LEASE, 2).await.unwrap();
+    assert_eq!(b.len(), 2);
+}
+
+/// Tenants' queues are served round-robin: a flood in one queue does not starve another.
+async fn serves_queues_round_robin(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let flood: Vec<_> = (0..50).map(|_| job("big", "q", RUNNABLE)).collect();
+    store.enqueue_batch(&flood).await.unwrap();
+    clock.advance(Duration::from_millis(5));
+    store.enqueue(job("small", "q", RUNNABLE)).await.unwrap();
+    let a = store.claim("w", 1, LEASE, 1).await.unwrap();
+    store.complete(&a[0], None).await.unwrap();
+    clock.advance(Duration::from_millis(1));
+    let b = store.claim("w", 1, LEASE, 1).await.unwrap();
+    assert_ne!(a[0].job().tenant, b[0].job().tenant, "the second claim serves the other tenant");
+}
+
+/// Claim and cancel of one pending job, started together from a barrier: exactly one wins.
+async fn cancel_and_claim_race_has_exactly_one_winner(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let t = tenant("t1");
+    for round in 0..1000 {
+        let id = store.enqueue(job("t1", "race", QUEUED_ONLY)).await.unwrap().id;
+        let barrier = Arc::new(Barrier::new(2));
+        let (s1, b1) = (store.clone(), barrier.clone());
+        let claimer = tokio::spawn(async move {
+            b1.wait().await;
+            s1.claim("w", 1, LEASE, 1).await.unwrap()
+        });
+        let (s2, b2, t2) = (store.clone(), barrier.clone(), t.clone());
+        let canceller = tokio::spawn(async move {
+            b2.wait().await;
+            s2.request_cancel(&t2, id).await
+        });
+        let claimed = claimer.await.unwrap();
+        let cancelled = canceller.await.unwrap();
+        let final_state = store.get(&t, id).await.unwrap().state;
+        match (claimed.len(), &cancelled) {
+            (1, Err(StoreError::Conflict { current: JobState::Running })) => {
+                assert_eq!(final_state, JobState::Running, "round {round}");
+                store.complete(&claimed[0], None).await.unwrap();
+            }
+            (0, Ok(job)) => {
+                assert_eq!(job.state, JobState::Cancelled, "round {round}");
+                assert_eq!(final_state, JobState::Cancelled, "round {round}");
+            }
+            other => panic!("round {round}: both or neither won: {other:?}"),
+        }
+    }
+}
+
+/// Two stores on separate pools (as two processes would have) claim from the same queues at
+/// once; no queue ever has two running jobs.
+async fn two_claimers_on_separate_pools_never_run_two_jobs_of_one_queue(engine: Engine) {
+    let db = TestDb::new(engine).await;
+    let (a, _) = db.store().await;
+    let (b, _) = db.store().await;
+    let jobs: Vec<_> = (0..80).map(|i| job("t1", &format!("q{}", i % 4), RUNNABLE)).collect();
+    a.enqueue_batch(&jobs).await.unwrap();
+
+    let running: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (n, store) in [a.clone(), b.clone(), a.clone(), b.clone()].into_iter().enumerate() {
+        let running = running.clone();
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("w{n}");
+            let mut idle_rounds = 0;
+            while done.load(std::sync::atomic::Ordering::SeqCst) < 80 && idle_rounds < 2000 {
+                let claimed = store.claim(&owner, 2, LEASE, 1).await.unwrap();
+                if claimed.is_empty() {
+                    idle_rounds += 1;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                for c in &claimed {
+                    let mut r = running.lock().unwrap();
+                    let n = r.entry(c.job().queue.to_string()).or_default();
+                    *n += 1;
+                    assert_eq!(*n, 1, "two jobs of {} running at once", c.job().queue);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                for c in &claimed {
+                    // Leave the running set before the row leaves `running`, so an overlap
+                    // observed here can only come from the store.
+                    *running.lock().unwrap().get_mut(c.job().queue.as_str()).unwrap() -= 1;
+                    store.complete(c, None).await.unwrap();
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 80);
+}
+
+/// A worker whose lease expired and whose job was claimed again cannot complete it.
+async fn stale_attempt_cannot_complete_or_write(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let t = tenant("t1");
+    let id = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
+    let stale = store.claim("w1", 1, LEASE, 1).await.unwrap().remove(0);
+    assert_eq!(stale.job().attempt, 1);
+    clock.advance(LEASE + Duration::from_secs(1));
+    let rescued = store.rescue_expired().await.unwrap();
+    assert_eq!(rescued.requeued.len(), 1);
+    let fresh = store.claim("w2", 1, LEASE, 1).await.unwrap().remove(0);
+    assert_eq!(fresh.job().attempt, 2);
+
+    assert!(matches!(store.complete(&stale, None).await, Err(StoreError::Fenced)));
+    assert!(matches!(store.fail(&stale, "x").await, Err(StoreError::Fenced)));
+    assert!(matches!(store.set_progress(stale.fence(), 1, None).await, Err(StoreError::Fenced)));
+    let e = [JobErrorEntry::message("stale")];
+    assert!(matches!(store.append_errors(stale.fence(), &e).await, Err(StoreError::Fenced)));
+    let file = JobFile { name: "f".into(), content_type: "text/plain".into(), bytes: vec![1] };
+    assert!(matches!(store.put_file(stale.fence(), &file).await, Err(StoreError::Fenced)));
+    assert_eq!(store.list_errors(id, 0, 10).await.unwrap().1, 0, "nothing was written");
+
+    let done = store.complete(&fresh, Some(serde_json::json!({"ok": true}))).await.unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert!(matches!(store.complete(&fresh, None).await, Err(StoreError::Fenced)), "not twice");
+    assert_eq!(store.get(&t, id).await.unwrap().result, Some(serde_json::json!({"ok": true})));
+}
+
+/// Expired running jobs are queued again until their attempts run out, then fail.
+async fn rescues_expired_leases_and_fails_after_max_attempts(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let t = tenant("t1");
+    let id = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
+    for attempt in 1..=3 {
+        let c = store.claim("w", 1, LEASE, 1).await.unwrap();
+        assert_eq!(c[0].job().attempt, attempt);
+        // A heartbeat keeps it alive past the first lease.
+        clock.advance(LEASE / 2);
+        assert_eq!(store.heartbeat("w", LEASE).await.unwrap().len(), 1);
+        clock.advance(LEASE / 2 + Duration::from_millis(1));
+        assert!(store.rescue_expired().await.unwrap().is_empty(), "heartbeat renewed the lease");
+        clock.advance(LEASE);
+        let r = store.rescue_expired().await.unwrap();
+        if attempt < 3 {
+            assert_eq!(r.requeued.len(), 1);
+            let j = store.get(&t, id).await.unwrap();
+            assert_eq!(j.state, JobState::Pending);
+            assert_eq!(j.started_at, None);
+        } else {
+            assert_eq!(r.failed.len(), 1);
+            let j = store.get(&t, id).await.unwrap();
+            assert_eq!(j.state, JobState::Failed);
+            assert!(j.error.unwrap().contains("3 attempt"));
+        }
+    }
+}
+
+/// A cancelling job whose worker vanished ends cancelled.
+async fn cancelling_job_with_expired_lease_becomes_cancelled(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let t = tenant("t1");
+    let id = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
+    store.claim("w", 1, LEASE, 1).await.unwrap();
+    assert_eq!(store.request_cancel(&t, id).await.unwrap().state, JobState::Cancelling);
+    clock.advance(LEASE + Duration::from_millis(1));
+    let r = store.rescue_expired().await.unwrap();
+    assert_eq!(r.cancelled.len(), 1);
+    let j = store.get(&t, id).await.unwrap();
+    assert_eq!(j.state, JobState::Cancelled);
+    assert!(j.completed_at.is_some());
+    // The queue slot is free again.
+    store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap();
+    assert_eq!(store.claim("w", 1, LEASE, 1).await.unwrap().len(), 1);
+}
+
+/// Cancel follows each kind's policy, refuses everything else with the current state, and
+/// never reveals another tenant's job.
+async fn cancel_follows_the_kind_policy(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let t = tenant("t1");
+    // pending → cancelled at once, timestamps of a never-started job stay empty.
+    let p = store.enqueue(job("t1", "a", QUEUED_ONLY)).await.unwrap();
+    let c = store.request_cancel(&t, p.id).await.unwrap();
+    assert_eq!(c.state, JobState::Cancelled);
+    assert_eq!((c.started_at, c.completed_at), (None, None));
+    assert!(matches!(
+        store.request_cancel(&t, p.id).await,
+        Err(StoreError::Conflict { current: JobState::Cancelled })
+    ));
+    // running: refused for a pending-only kind, cancelling for a runnable kind.
+    let r1 = store.enqueue(job("t1", "b", QUEUED_ONLY)).await.unwrap();
+    let r2 = store.enqueue(job("t1", "c", RUNNABLE)).await.unwrap();
+    assert_eq!(store.claim("w", 5, LEASE, 1).await.unwrap().len(), 2);
+    assert!(matches!(
+        store.request_cancel(&t, r1.id).await,
+        Err(StoreError::Conflict { current: JobState::Running })
+    ));
+    assert_eq!(store.request_cancel(&t, r2.id).await.unwrap().state, JobState::Cancelling);
+    // awaiting input → cancelled for an upload kind.
+    let u = store.enqueue(job("t1", "d", UPLOAD).awaiting_input()).await.unwrap();
+    assert_eq!(u.state, JobState::AwaitingInput);
+    assert_eq!(store.request_cancel(&t, u.id).await.unwrap().state, JobState::Cancelled);
+    // another tenant's job and an unknown id look the same.
+    assert!(matches!(store.request_cancel(&tenant("t2"), r2.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.request_cancel(&t, JobId::new()).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.get(&tenant("t2"), r2.id).await, Err(StoreError::NotFound)));
+}
+
+/// After a cancel request the handler's writes are refused, its undo writes are allowed, and
+/// it may still finish: the truth wins.
+async fn cancel_of_running_job_fences_handler_writes(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let t = tenant("t1");
+    let a = store.enqueue(job("t1", "a", RUNNABLE)).await.unwrap();
+    let b = store.enqueue(job("t1", "b", RUNNABLE)).await.unwrap();
+    let claimed = store.claim("w", 5, LEASE, 1).await.unwrap();
+    let (ca, cb) = if claimed[0].job().id == a.id {
+        (&claimed[0], &claimed[1])
+    } else {
+        (&claimed[1], &claimed[0])
+    };
+    store.set_progress(ca.fence(), 1, Some(10)).await.unwrap();
+    store.request_cancel(&t, a.id).await.unwrap();
+    store.request_cancel(&t, b.id).await.unwrap();
+    let beats = store.heartbeat("w", LEASE).await.unwrap();
+    assert!(beats.iter().all(|(_, _, s)| *s == JobState::Cancelling), "heartbeat reports it");
+
+    assert!(matches!(store.set_progress(ca.fence(), 2, Some(10)).await, Err(StoreError::Fenced)));
+    store.append_errors(ca.undo_fence(), &[JobErrorEntry::message("undone")]).await.unwrap();
+    let done = store.finish_cancel(ca, Some(serde_json::json!({"deleted": 1}))).await.unwrap();
+    assert_eq!(done.state, JobState::Cancelled);
+    assert_eq!(done.progress.done, 1);
+    assert!(matches!(store.finish_cancel(ca, None).await, Err(StoreError::Fenced)));
+
+    // b finished its last step before it saw the cancel: it succeeds.
+    assert_eq!(store.complete(cb, None).await.unwrap().state, JobState::Succeeded);
+}
+
+/// Graceful release gives the job back without spending an attempt; retry spends them.
+async fn release_and_retry_requeue_jobs(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let t = tenant("t1");
+    let id = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
+    for _ in 0..5 {
+        let c = store.claim("w", 1, LEASE, 1).await.unwrap().remove(0);
+        let j = store.release(&c).await.unwrap();
+        assert_eq!(j.state, JobState::Pending);
+    }
+    let j = store.get(&t, id).await.unwrap();
+    assert_eq!((j.attempt, j.max_attempts), (5, 8), "5 releases gave back 5 attempts");
+    let c = store.claim("w", 1, LEASE, 1).await.unwrap().remove(0);
+    assert!(matches!(store.release(&c).await, Ok(_)));
+    // Retries: attempts 7 and 8 remain; the retry at attempt 9 (= max 9) fails for good.
+    let mut last = None;
+    for _ in 0..3 {
+        let c = store.claim("w", 1, LEASE, 1).await.unwrap().remove(0);
+        last = Some(store.retry(&c, "flaky", Duration::ZERO).await.unwrap());
+    }
+    let last = last.unwrap();
+    assert_eq!(last.state, JobState::Failed);
+    assert_eq!(last.error.as_deref(), Some("flaky"));
+}
+
+/// A retry delay keeps the job out of reach until its time comes.
+async fn retry_delay_is_honoured(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap();
+    let c = store.claim("w", 1, LEASE, 1).await.unwrap().remove(0);
+    store.retry(&c, "later", Duration::from_secs(30)).await.unwrap();
+    assert!(store.claim("w", 1, LEASE, 1).await.unwrap().is_empty());
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(store.claim("w", 1, LEASE, 1).await.unwrap().len(), 1);
+}
+
+/// Lists are newest first, filtered, paged by offset (with a total) or by cursor.
+async fn lists_filter_and_page(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let t = tenant("t1");
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        clock.advance(Duration::from_millis(1));
+        let kind = if i % 2 == 0 { RUNNABLE } else { QUEUED_ONLY };
+        ids.push(store.enqueue(job("t1", &format!("q{i}"), kind).with_subject("s")).await.unwrap().id);
+    }
+    store.enqueue(job("t2", "q", RUNNABLE)).await.unwrap();
+    store.request_cancel(&t, ids[0]).await.unwrap();
+    ids.reverse();
+
+    let all = JobFilter::tenant(t.clone());
+    let p = store.list(&all, Page::Offset { offset: 0, limit: 3 }).await.unwrap();
+    assert_eq!(p.jobs.iter().map(|j| j.id).collect::<Vec<_>>(), ids[..3]);
+    assert_eq!((p.total, p.has_more), (Some(7), true));
+    let p = store.list(&all, Page::Offset { offset: 6, limit: 3 }).await.unwrap();
+    assert_eq!((p.jobs.len(), p.has_more), (1, false));
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let p = store.list(&all, Page::After { after, limit: 3 }).await.unwrap();
+        seen.extend(p.jobs.iter().map(|j| j.id));
+        if !p.has_more {
+            break;
+        }
+        after = p.jobs.last().map(|j| j.id);
+    }
+    assert_eq!(seen, ids);
+    let bad = Page::After { after: Some(JobId::new()), limit: 3 };
+    assert!(matches!(store.list(&all, bad).await, Err(StoreError::NotFound)));
+
+    let f = JobFilter { kinds: vec![QUEUED_ONLY.name.into()], ..all.clone() };
+    assert_eq!(store.list(&f, Page::Offset { offset: 0, limit: 10 }).await.unwrap().total, Some(3));
+    let f = JobFilter { states: vec![JobState::Cancelled], ..all.clone() };
+    assert_eq!(store.list(&f, Page::Offset { offset: 0, limit: 10 }).await.unwrap().total, Some(1));
+    let f = JobFilter { subject: Some("other".into()), ..all };
+    assert_eq!(store.list(&f, Page::Offset { offset: 0, limit: 10 }).await.unwrap().total, Some(0));
+}
+
+/// Errors keep their order and fields; files round-trip byte for byte.
+async fn errors_and_files_round_trip(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let id = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
+    let c = store.claim("w", 1, LEASE, 1).await.unwrap().remove(0);
+    let errors: Vec<_> = (0..1200)
+        .map(|i| JobErrorEntry {
+            row: Some(i + 2),
+            code: Some(71012520),
+            message: format!("row {} is bad", i + 2),
+            record: Some(serde_json::json!({"n": i})),
+        })
+        .collect();
+    store.append_errors(c.fence(), &errors).await.unwrap();
+    let (page, total) = store.list_errors(id, 1000, 500).await.unwrap();
+    assert_eq!(total, 1200);
+    assert_eq!(page.len(), 200);
+    assert_eq!(page[0], errors[1000]);
+
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    let file = JobFile { name: "part-1.csv".into(), content_type: "text/csv".into(), bytes };
+    store.put_file(c.fence(), &file).await.unwrap();
+    store.put_file(c.fence(), &file).await.unwrap();
+    assert_eq!(store.get_file(id, "part-1.csv").await.unwrap(), file);
+    assert_eq!(store.list_files(id).await.unwrap(), vec!["part-1.csv".to_owned()]);
+    assert!(matches!(store.get_file(id, "nope").await, Err(StoreError::NotFound)));
+}
+
+/// A job waiting for input is queued by its upload, once.
+async fn input_upload_queues_a_waiting_job(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let t = tenant("t1");
+    let j = store.enqueue(job("t1", "q", UPLOAD).awaiting_input()).await.unwrap();
+    assert!(store.claim("w", 1, LEASE, 1).await.unwrap().is_empty(), "not claimable yet");
+    let file = JobFile { name: "input".into(), content_type: "text/csv".into(), bytes: b"a\n1\n".to_vec() };
+    let queued = store.submit_input(&t, j.id, file.clone()).await.unwrap();
+    assert_eq!(queued.state, JobState::Pending);
+    assert!(matches!(
+        store.submit_input(&t, j.id, file).await,
+        Err(StoreError::Conflict { current: JobState::Pending })
+    ));
+    let c = store.claim("w", 1, LEASE, 1).await.unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(store.get_file(j.id, "input").await.unwrap().bytes, b"a\n1\n");
+}
+
+/// Clients authenticate by id and secret; the secret is stored only as a hash.
+async fn clients_are_created_and_verified(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    assert_eq!(store.count_clients().await.unwrap(), 0);
+    let t = tenant("default");
+    let new = store.create_client(&t, jobline_core::Role::Admin, Some("bootstrap")).await.unwrap();
+    assert_eq!(new.client.id.to_string().len(), 36);
+    assert!(new.secret.len() <= 42);
+    let id = new.client.id.to_string();
+    let c = store.verify_client(&id, &new.secret).await.unwrap();
+    assert_eq!(c, new.client);
+    assert!(matches!(store.verify_client(&id, "wrong").await, Err(StoreError::NotFound)));
+    assert!(matches!(store.verify_client("nope", &new.secret).await, Err(StoreError::NotFound)));
+    assert_eq!(store.count_clients().await.unwrap(), 1);
+}
+
+/// Events reach subscribers: new work, and cancels of running jobs.
+async fn publishes_wake_up_events(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let mut rx = store.subscribe();
+    let t = tenant("t1");
+    let id = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
+    store.claim("w", 1, LEASE, 1).await.unwrap();
+    store.request_cancel(&t, id).await.unwrap();
+    let want = jobline_store::StoreEvent::CancelRequested(id);
+    let got = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if rx.recv().await.unwrap() == want {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "cancel event delivered");
+}
+
+/// On PostgreSQL a cancel made through one store reaches another store's subscribers.
+async fn cancel_events_cross_processes_on_postgres(engine: Engine) {
+    if engine != Engine::Postgres {
+        return; // SQLite is single-node by design; nothing crosses.
+    }
+    let db = TestDb::new(engine).await;
+    let (a, _) = db.store().await;
+    let (b, _) = db.store().await;
+    let mut rx = b.subscribe();
+    let t = tenant("t1");
+    // LISTEN is set up in the background; each round cancels a fresh running job until one
+    // round's NOTIFY arrives (bounded: 50 rounds).
+    let mut delivered = false;
+    for round in 0..50 {
+        // A queue per round: the previous round's job still holds its queue's slot.
+        let id = a.enqueue(job("t1", &format!("q{round}"), RUNNABLE)).await.unwrap().id;
+        b.claim("w", 1, LEASE, 1).await.unwrap();
+        a.request_cancel(&t, id).await.unwrap();
+        let want = jobline_store::StoreEvent::CancelRequested(id);
+        let wait = tokio::time::timeout(Duration::from_millis(200), async {
+            loop {
+                if rx.recv().await.unwrap() == want {
+                    break;
+                }
+            }
+        });
+        if wait.await.is_ok() {
+            delivered = true;
+            break;
+        }
+    }
+    assert!(delivered, "NOTIFY from store a reached store b");
+}
+
+on_both_engines!(
+    claims_jobs_of_a_queue_in_creation_order,
+    honours_per_queue_concurrency,
+    serves_queues_round_robin,
+    cancel_and_claim_race_has_exactly_one_winner,
+    two_claimers_on_separate_pools_never_run_two_jobs_of_one_queue,
+    stale_attempt_cannot_complete_or_write,
+    rescues_expired_leases_and_fails_after_max_attempts,
+    cancelling_job_with_expired_lease_becomes_cancelled,
+    cancel_follows_the_kind_policy,
+    cancel_of_running_job_fences_handler_writes,
+    release_and_retry_requeue_jobs,
+    retry_delay_is_honoured,
+    lists_filter_and_page,
+    errors_and_files_round_trip,
+    input_upload_queues_a_waiting_job,
+    clients_are_created_and_verified,
+    publishes_wake_up_events,
+    cancel_events_cross_processes_on_postgres,
+);
