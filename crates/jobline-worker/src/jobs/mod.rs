@@ -1,0 +1,13 @@
+//! Concrete job handlers. Each dialect's kinds get a module here; the engine's own kinds
+//! (`engine/noop`, `engine/sleep`) serve tests and benchmarks and are not exposed on any vendor
+//! API.
+
+pub mod noop;
+pub mod sleep;
+
+use crate::handler::Registry;
+
+/// The engine's built-in kinds.
+pub fn engine_kinds(registry: Registry) -> Registry {
+    registry.with(noop::Noop).with(sleep::Sleep)
+}

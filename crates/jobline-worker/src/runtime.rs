@@ -1,0 +1,443 @@
+//! The claim loop, leases, cancellation delivery and shutdown. Knows no dialect and no concrete
+//! job kind: handlers come from the [`Registry`], and each sees only its [`JobContext`].
+//!
+//! How a cancel reaches a running job:
+//! - same process: the store publishes `CancelRequested` on commit and the runtime trips the
+//!   job's token at once;
+//! - another process on PostgreSQL: the same event arrives through LISTEN/NOTIFY;
+//! - durably, whatever happened to events: the next heartbeat returns the job's state, and a
+//!   `cancelling` state trips the token.
+//!
+//! A handler that does not stop within `cancel_deadline` is abandoned (its task is left to end
+//! on its own, never aborted mid-write) and the job is finalised `cancelled`; the store's fence
+//! rejects anything the abandoned handler writes afterwards.
+
+use crate::breakpoints::Breakpoints;
+use crate::context::{JobContext, UndoContext};
+use crate::error::JobError;
+use crate::handler::{JobHandler, Registry};
+use jobline_core::{JobId, JobState};
+use jobline_store::{ClaimedJob, Store, StoreError, StoreEvent};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+/// Tuning of one runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Jobs this process runs at once.
+    pub slots: usize,
+    /// How long a claim stays valid without a heartbeat.
+    pub lease: Duration,
+    /// How often leases are renewed (and cancels read from the database); a third of the lease
+    /// by default, so two heartbeats may be lost before a lease expires.
+    pub heartbeat: Duration,
+    /// How often to look for work when no wake-up event arrives.
+    pub poll_interval: Duration,
+    /// How long a cancelled handler has to stop before the job is finalised without it.
+    pub cancel_deadline: Duration,
+    /// How long running jobs have to reach a checkpoint on shutdown before they are released.
+    pub shutdown_grace: Duration,
+    /// Running jobs per queue for queues without their own setting.
+    pub default_concurrency: u32,
+    /// Delay before a job that failed with a retryable error runs again.
+    pub retry_delay: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            slots: 4,
+            lease: Duration::from_secs(10),
+            heartbeat: Duration::from_millis(3333),
+            poll_interval: Duration::from_secs(1),
+            cancel_deadline: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            default_concurrency: 1,
+            retry_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a job's token was tripped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    CancelRequested,
+    LeaseLost,
+    Shutdown,
+}
+
+#[derive(Debug)]
+struct Running {
+    token: CancellationToken,
+    reason: Arc<OnceLock<StopReason>>,
+    since: Instant,
+}
+
+/// A worker runtime. Clone it freely: clones share the same slots and jobs.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    registry: Registry,
+    config: RuntimeConfig,
+    owner: String,
+    running: Mutex<HashMap<JobId, Running>>,
+    wake: Notify,
+    breakpoints: Breakpoints,
+    root: CancellationToken,
+}
+
+impl Runtime {
+    /// A runtime that runs `registry`'s kinds from `store`. Its worker id is unique per process
+    /// start, so a restarted process never mistakes an old lease for its own.
+    pub fn new(store: Store, registry: Registry, config: RuntimeConfig) -> Self {
+        let owner = format!(
+            "{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple().to_string().get(..12).unwrap_or_default()
+        );
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                config,
+                owner,
+                running: Mutex::default(),
+                wake: Notify::new(),
+                breakpoints: Breakpoints::default(),
+                root: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The pause points handlers of this runtime pass (for tests).
+    pub fn breakpoints(&self) -> &Breakpoints {
+        &self.inner.breakpoints
+    }
+
+    /// This runtime's worker id (the `lease_owner` of its jobs).
+    pub fn worker_id(&self) -> &str {
+        &self.inner.owner
+    }
+
+    /// How many jobs run right now.
+    pub fn running_count(&self) -> usize {
+        self.lock_running().len()
+    }
+
+    /// Runs until `shutdown` fires, then stops claiming, gives running jobs `shutdown_grace` to
+    /// reach a checkpoint, and hands back to the queue those that have not finished.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let inner = &self.inner;
+        info!(worker = %inner.owner, slots = inner.config.slots, kinds = ?inner.registry.kinds(), "worker runtime started");
+        let mut tasks = JoinSet::new();
+        let background = CancellationToken::new();
+        tasks.spawn(self.clone().listen(background.clone()));
+        tasks.spawn(self.clone().heartbeats(background.clone()));
+        let mut jobs = JoinSet::new();
+        let mut failures = 0u32;
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            while jobs.try_join_next().is_some() {}
+            let free = inner.config.slots.saturating_sub(self.running_count());
+            if free > 0 {
+                match self.claim(free).await {
+                    Ok(claimed) => {
+                        failures = 0;
+                        let got = claimed.len();
+                        for c in claimed {
+                            jobs.spawn(self.clone().supervise(c));
+                        }
+                        if got == free {
+                            continue; // there may be more: claim again at once
+                        }
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        warn!(error = %e, "claim failed; backing off");
+                        let backoff = inner.config.poll_interval * failures.min(10);
+                        tokio::select! {
+                            () = tokio::time::sleep(backoff) => {}
+                            () = shutdown.cancelled() => break,
+                        }
+                        continue;
+                    }
+                }
+            }
+            tokio::select! {
+                () = inner.wake.notified() => {}
+                () = tokio::time::sleep(inner.config.poll_interval) => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        info!(running = self.running_count(), "worker runtime stopping");
+        for r in self.lock_running().values() {
+            let _ = r.reason.set(StopReason::Shutdown);
+        }
+        inner.root.cancel();
+        while jobs.join_next().await.is_some() {}
+        background.cancel();
+        while tasks.join_next().await.is_some() {}
+        info!("worker runtime stopped");
+    }
+
+    /// Claims what is claimable now and runs it to the end (for tests and tools: no background
+    /// heartbeats, so use it for jobs that finish within their lease). Returns how many ran.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let free = self.inner.config.slots.saturating_sub(self.running_count());
+        let claimed = self.claim(free).await?;
+        let n = claimed.len();
+        let mut set = JoinSet::new();
+        for c in claimed {
+            set.spawn(self.clone().supervise(c));
+        }
+        while set.join_next().await.is_some() {}
+        Ok(n)
+    }
+
+    /// Runs jobs until none is claimable.
+    pub async fn run_until_idle(&self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            match self.run_once().await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
+    async fn claim(&self, free: usize) -> Result<Vec<ClaimedJob>, StoreError> {
+        let c = &self.inner.config;
+        self.inner.store.claim(&self.inner.owner, free, c.lease, c.default_concurrency).await
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Running>> {
+        self.inner.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Trips the token of a job this process runs, recording why (first reason wins).
+    fn trip(&self, id: JobId, reason: StopReason) {
+        if let Some(r) = self.lock_running().get(&id) {
+            let _ = r.reason.set(reason);
+            r.token.cancel();
+        }
+    }
+
+    /// Reacts to store events: cancels at once, wakes the claim loop on new work.
+    async fn listen(self, stop: CancellationToken) {
+        let mut rx = self.inner.store.subscribe();
+        loop {
+            let ev = tokio::select! {
+                ev = rx.recv() => ev,
+                () = stop.cancelled() => return,
+            };
+            match ev {
+                Ok(StoreEvent::CancelRequested(id)) => self.trip(id, StopReason::CancelRequested),
+                Ok(StoreEvent::JobsAvailable) => self.inner.wake.notify_one(),
+                // Missed events are only hints: wake up and re-read the durable state.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    self.inner.wake.notify_one();
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Renews leases, learns of cancels and lost jobs from the database, and rescues jobs of
+    /// workers that died.
+    async fn heartbeats(self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.inner.config.heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            self.heartbeat_once().await;
+            match self.inner.store.rescue_expired().await {
+                Ok(r) if !r.is_empty() => self.inner.wake.notify_one(),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "rescue sweep failed"),
+            }
+        }
+    }
+
+    async fn heartbeat_once(&self) {
+        let started = Instant::now();
+        let beats = match self.inner.store.heartbeat(&self.inner.owner, self.inner.config.lease).await {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "heartbeat failed");
+                return;
+            }
+        };
+        let held: HashMap<JobId, JobState> = beats.into_iter().map(|(id, _, s)| (id, s)).collect();
+        let mut trips = Vec::new();
+        for (id, r) in self.lock_running().iter() {
+            match held.get(id) {
+                Some(JobState::Cancelling) => trips.push((*id, StopReason::CancelRequested)),
+                Some(_) => {}
+                // Claimed after the heartbeat read, or already finished: not lost.
+                None if r.since >= started => {}
+                None => trips.push((*id, StopReason::LeaseLost)),
+            }
+        }
+        for (id, reason) in trips {
+            debug!(job = %id, ?reason, "heartbeat stops job");
+            self.trip(id, reason);
+        }
+    }
+
+    /// Runs one claimed job to its end and records the outcome.
+    async fn supervise(self, claimed: ClaimedJob) {
+        let job = claimed.job();
+        let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempt);
+        let id = job.id;
+        async {
+            let token = self.inner.root.child_token();
+            let reason: Arc<OnceLock<StopReason>> = Arc::default();
+            self.lock_running().insert(
+                id,
+                Running { token: token.clone(), reason: reason.clone(), since: Instant::now() },
+            );
+            if self.inner.root.is_cancelled() {
+                let _ = reason.set(StopReason::Shutdown);
+            }
+            let claimed = Arc::new(claimed);
+            self.run_claimed(&claimed, &token, &reason).await;
+            self.lock_running().remove(&id);
+            self.inner.wake.notify_one();
+        }
+        .instrument(span)
+        .await;
+    }
+
+    async fn run_claimed(
+        &self,
+        claimed: &Arc<ClaimedJob>,
+        token: &CancellationToken,
+        reason: &OnceLock<StopReason>,
+    ) {
+        let store = &self.inner.store;
+        let Some(handler) = self.inner.registry.get(&claimed.job().kind) else {
+            let msg = format!("no handler for job kind {:?}", claimed.job().kind);
+            warn!("{msg}");
+            let _ = store.fail(claimed, &msg).await;
+            return;
+        };
+        debug!("job started");
+        let ctx = JobContext::new(
+            claimed.clone(),
+            store.clone(),
+            token.clone(),
+            self.inner.breakpoints.clone(),
+        );
+        let h = handler.clone();
+        let mut task = tokio::spawn(async move { h.run(ctx).await });
+
+        let outcome = tokio::select! {
+            r = &mut task => Some(r),
+            () = token.cancelled() => None,
+        };
+        let outcome = match outcome {
+            Some(r) => Some(r),
+            None => {
+                let stop = *reason.get().unwrap_or(&StopReason::Shutdown);
+                let deadline = match stop {
+                    StopReason::Shutdown => self.inner.config.shutdown_grace,
+                    StopReason::CancelRequested => self.inner.config.cancel_deadline,
+                    StopReason::LeaseLost => Duration::ZERO,
+                };
+                match tokio::time::timeout(deadline, &mut task).await {
+                    Ok(r) => Some(r),
+                    Err(_) => {
+                        if stop != StopReason::LeaseLost {
+                            warn!(?deadline, "handler did not stop in time; abandoning it (its writes are fenced)");
+                        }
+                        None
+                    }
+                }
+            }
+        };
+        let stop = reason.get().copied();
+        if stop == Some(StopReason::LeaseLost) {
+            info!("lease lost; the job is no longer ours");
+            return;
+        }
+        match outcome {
+            Some(Ok(Ok(result))) => match store.complete(claimed, result).await {
+                Ok(job) => debug!(state = %job.state, "job finished"),
+                Err(e) => warn!(error = %e, "could not record success"),
+            },
+            Some(Ok(Err(JobError::Cancelled))) | None => {
+                if stop == Some(StopReason::Shutdown) {
+                    match store.release(claimed).await {
+                        Ok(_) => info!("released to the queue on shutdown"),
+                        // A cancel arrived meanwhile: finish it as a cancel.
+                        Err(StoreError::Fenced) => self.finish_cancel(&handler, claimed).await,
+                        Err(e) => warn!(error = %e, "could not release job"),
+                    }
+                } else {
+                    self.finish_cancel(&handler, claimed).await;
+                }
+            }
+            Some(Ok(Err(JobError::Retryable(msg)))) => {
+                match store.retry(claimed, &msg, self.inner.config.retry_delay).await {
+                    Ok(job) => info!(state = %job.state, error = %msg, "retryable failure"),
+                    Err(StoreError::Fenced) => self.finish_cancel(&handler, claimed).await,
+                    Err(e) => warn!(error = %e, "could not record retry"),
+                }
+            }
+            Some(Ok(Err(JobError::Fatal(msg)))) => {
+                if let Err(e) = store.fail(claimed, &msg).await {
+                    warn!(error = %e, "could not record failure");
+                } else {
+                    info!(error = %msg, "job failed");
+                }
+            }
+            Some(Err(join)) => {
+                let msg = if join.is_panic() { "job handler panicked" } else { "job handler stopped" };
+                warn!("{msg}");
+                let _ = store.fail(claimed, msg).await;
+            }
+        }
+    }
+
+    /// The handler stopped after a cancel: undo what the kind says, then `cancelled`. If the
+    /// job is not `cancelling` (the handler gave up on its own), it is failed instead, so it
+    /// can never stay `running` under a lease this runtime keeps renewing.
+    async fn finish_cancel(&self, handler: &Arc<dyn JobHandler>, claimed: &Arc<ClaimedJob>) {
+        let store = &self.inner.store;
+        let undo = handler.undo(UndoContext::new(claimed.clone(), store.clone())).await;
+        let result = match undo {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "undo failed");
+                None
+            }
+        };
+        match store.finish_cancel(claimed, result).await {
+            Ok(_) => info!("job cancelled"),
+            Err(StoreError::Fenced) => {
+                match store.fail(claimed, "handler stopped without a cancel request").await {
+                    Ok(_) => warn!("handler stopped although the job was not cancelled"),
+                    Err(StoreError::Fenced) => debug!("job already finished elsewhere"),
+                    Err(e) => warn!(error = %e, "could not record failure"),
+                }
+            }
+            Err(e) => warn!(error = %e, "could not record cancel"),
+        }
+    }
+}
