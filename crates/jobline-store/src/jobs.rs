@@ -175,9 +175,17 @@ static INSERT_JOB_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Queues with a claimable job and a free slot, round-robin. PostgreSQL locks the rows it
-/// returns and skips rows another claimer holds.
-const CLAIM_QUEUES: &str = "SELECT q.key, COALESCE(q.concurrency, $1) AS concurrency FROM queues q \
+/// Queues with a pending job and a free slot, round-robin. The queues with pending work are
+/// found by a loose index scan over the pending-jobs index (a recursive CTE that jumps from one
+/// queue to the next), so the cost grows with the queues that have work, not with every queue
+/// that ever existed. PostgreSQL locks the rows it returns and skips rows another claimer holds.
+const CLAIM_QUEUES: &str = "WITH RECURSIVE busy(queue) AS ( \
+       SELECT min(queue) FROM jobs WHERE state = 'pending' \
+       UNION ALL \
+       SELECT (SELECT min(j.queue) FROM jobs j WHERE j.state = 'pending' AND j.queue > busy.queue) \
+       FROM busy WHERE busy.queue IS NOT NULL) \
+     SELECT q.key, COALESCE(q.concurrency, $1) AS concurrency FROM queues q \
+     JOIN busy ON q.key = busy.queue \
      WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.queue = q.key AND j.state = 'pending' \
                    AND j.available_at <= $2) \
        AND (SELECT count(*) FROM jobs r WHERE r.queue = q.key \
