@@ -18,8 +18,8 @@ pub trait JobHandler: Send + Sync + 'static {
     /// store calls that take `ctx.fence()`. Returns the job's result document.
     async fn run(&self, ctx: JobContext) -> Result<Option<serde_json::Value>, JobError>;
 
-    /// Undoes what a cancelled run did (the kind declares what that is: promotion codes are
-    /// deleted, for example). Runs under the cancel fence; returns the result to record
+    /// Undoes what a cancelled run did (the kind declares what that is, e.g. deleting the
+    /// records the run created). Runs under the cancel fence; returns the result to record
     /// (e.g. `{"deleted": n}`). The default undoes nothing.
     async fn undo(&self, _ctx: UndoContext) -> Result<Option<serde_json::Value>, JobError> {
         Ok(None)
