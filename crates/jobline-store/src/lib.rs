@@ -20,7 +20,7 @@ mod rows;
 
 pub use error::StoreError;
 pub use events::StoreEvent;
-pub use identity::{hash_secret, random_token, Client, NewClient};
+pub use identity::{hash_secret, random_token, Client, Grant, IssuedToken, NewClient, Principal};
 pub use jobs::{ClaimedJob, Fence, JobFile, JobFilter, JobPage, Page, Rescued};
 
 use jobline_core::Clock;

@@ -455,6 +455,28 @@ async fn clients_are_created_and_verified(engine: Engine) {
     assert_eq!(store.count_clients().await.unwrap(), 1);
 }
 
+/// Tokens are stored hashed, expire on the clock, and say who and how.
+async fn tokens_authenticate_until_they_expire(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let t = tenant("store1");
+    let c = store
+        .create_scoped_client(&t, jobline_core::Role::Admin, None, &["e1".into()], &["o1".into(), "o2".into()])
+        .await
+        .unwrap();
+    let hour = Duration::from_secs(3600);
+    let tok = store.issue_token(&c.client, jobline_store::Grant::ClientCredentials, hour).await.unwrap();
+    let p = store.authenticate(&tok.token).await.unwrap();
+    assert_eq!(p.client, c.client);
+    assert_eq!(p.client.orgs, vec!["o1".to_owned(), "o2".to_owned()]);
+    assert_eq!(p.grant, jobline_store::Grant::ClientCredentials);
+    assert!(matches!(store.authenticate("nope").await, Err(StoreError::NotFound)));
+    let imp = store.client_by_id(&c.client.id.to_string()).await.unwrap();
+    let itok = store.issue_token(&imp, jobline_store::Grant::Implicit, hour).await.unwrap();
+    assert_eq!(store.authenticate(&itok.token).await.unwrap().grant, jobline_store::Grant::Implicit);
+    clock.advance(hour);
+    assert!(matches!(store.authenticate(&tok.token).await, Err(StoreError::NotFound)), "expired");
+}
+
 /// Events reach subscribers: new work, and cancels of running jobs.
 async fn publishes_wake_up_events(engine: Engine) {
     let (_db, store, _clock) = setup(engine).await;
@@ -526,6 +548,7 @@ on_both_engines!(
     errors_and_files_round_trip,
     input_upload_queues_a_waiting_job,
     clients_are_created_and_verified,
+    tokens_authenticate_until_they_expire,
     publishes_wake_up_events,
     cancel_events_cross_processes_on_postgres,
 );
