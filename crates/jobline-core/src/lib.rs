@@ -9,6 +9,7 @@ pub mod clock;
 pub mod error;
 pub mod ids;
 pub mod job;
+pub mod kinds;
 
 pub use clock::{Clock, SystemClock};
 #[cfg(any(test, feature = "test-util"))]
