@@ -11,7 +11,9 @@
 use anyhow::Result;
 use async_trait::async_trait;
 use clap::Parser;
-use jobline_core::{CancelPolicy, Clock, JobState, KindSpec, NewJob, QueueKey, SystemClock, TenantId};
+use jobline_core::{
+    CancelPolicy, Clock, JobState, KindSpec, NewJob, QueueKey, SystemClock, TenantId,
+};
 use jobline_store::Store;
 use jobline_testkit::{Engine, TestDb};
 use jobline_worker::jobs::noop::NOOP;
@@ -108,7 +110,11 @@ fn runtime_config(slots: usize) -> RuntimeConfig {
     }
 }
 
-fn start(store: &Store, registry: Registry, cfg: RuntimeConfig) -> (Runtime, CancellationToken, tokio::task::JoinHandle<()>) {
+fn start(
+    store: &Store,
+    registry: Registry,
+    cfg: RuntimeConfig,
+) -> (Runtime, CancellationToken, tokio::task::JoinHandle<()>) {
     let rt = Runtime::new(store.clone(), registry, cfg);
     let stop = CancellationToken::new();
     let task = tokio::spawn({
@@ -161,7 +167,13 @@ async fn bench_enqueue(engine: Engine, args: &Args, r: &mut Report) -> Result<()
     Ok(())
 }
 
-async fn bench_drain(engine: Engine, args: &Args, r: &mut Report, queues: usize, conc: u32) -> Result<()> {
+async fn bench_drain(
+    engine: Engine,
+    args: &Args,
+    r: &mut Report,
+    queues: usize,
+    conc: u32,
+) -> Result<()> {
     let (_db, store) = fresh(engine).await?;
     let jobs: Vec<_> = (0..args.jobs).map(|i| drain_job(i, queues)).collect();
     for chunk in jobs.chunks(1000) {
@@ -170,17 +182,30 @@ async fn bench_drain(engine: Engine, args: &Args, r: &mut Report, queues: usize,
     if conc > 1 {
         for q in 0..queues {
             let t = tenant(q % 10);
-            store.set_queue_concurrency(&QueueKey::new(&t, "engine", &format!("q{q}")), &t, Some(conc)).await?;
+            store
+                .set_queue_concurrency(
+                    &QueueKey::new(&t, "engine", &format!("q{q}")),
+                    &t,
+                    Some(conc),
+                )
+                .await?;
         }
     }
     let t = Instant::now();
-    let (_rt, s, task) = start(&store, jobline_worker::jobs::engine_kinds(Registry::new()), runtime_config(args.slots));
+    let (_rt, s, task) = start(
+        &store,
+        jobline_worker::jobs::engine_kinds(Registry::new()),
+        runtime_config(args.slots),
+    );
     wait_all_done(&store, 10, args.jobs).await?;
     let took = t.elapsed();
     stop(s, task).await;
     r.add(
         engine,
-        &format!("drain {} no-op jobs, {queues} queue(s) × concurrency {conc}, {} slots, jobs/s", args.jobs, args.slots),
+        &format!(
+            "drain {} no-op jobs, {queues} queue(s) × concurrency {conc}, {} slots, jobs/s",
+            args.jobs, args.slots
+        ),
         per_sec(args.jobs, took),
     );
     Ok(())
@@ -189,7 +214,8 @@ async fn bench_drain(engine: Engine, args: &Args, r: &mut Report, queues: usize,
 /// Reports the moment its handler starts.
 struct Probe(mpsc::UnboundedSender<Instant>);
 
-const PROBE: KindSpec = KindSpec { name: "bench/probe", cancel: CancelPolicy::PENDING_OR_RUNNING, max_attempts: 1 };
+const PROBE: KindSpec =
+    KindSpec { name: "bench/probe", cancel: CancelPolicy::PENDING_OR_RUNNING, max_attempts: 1 };
 
 #[async_trait]
 impl JobHandler for Probe {
@@ -214,7 +240,12 @@ async fn bench_latency(engine: Engine, args: &Args, r: &mut Report) -> Result<()
     let t0 = tenant(0);
     let mut add_start = Vec::new();
     for i in 0..args.samples {
-        let job = NewJob::new(t0.clone(), PROBE, QueueKey::new(&t0, "engine", &format!("l{i}")), serde_json::json!({}));
+        let job = NewJob::new(
+            t0.clone(),
+            PROBE,
+            QueueKey::new(&t0, "engine", &format!("l{i}")),
+            serde_json::json!({}),
+        );
         let t = Instant::now();
         store.enqueue(job).await?;
         let started = rx.recv().await.expect("probe ran");
@@ -222,12 +253,21 @@ async fn bench_latency(engine: Engine, args: &Args, r: &mut Report) -> Result<()
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     add_start.sort();
-    r.add(engine, "add→start latency, idle system, p50 / p99", format!("{} / {}", ms(percentile(&add_start, 0.5)), ms(percentile(&add_start, 0.99))));
+    r.add(
+        engine,
+        "add→start latency, idle system, p50 / p99",
+        format!("{} / {}", ms(percentile(&add_start, 0.5)), ms(percentile(&add_start, 0.99))),
+    );
 
     let mut seen = Vec::new();
     let mut committed = Vec::new();
     for i in 0..args.samples.min(100) {
-        let job = NewJob::new(t0.clone(), PROBE, QueueKey::new(&t0, "engine", &format!("c{i}")), serde_json::json!({"wait": true}));
+        let job = NewJob::new(
+            t0.clone(),
+            PROBE,
+            QueueKey::new(&t0, "engine", &format!("c{i}")),
+            serde_json::json!({"wait": true}),
+        );
         let id = store.enqueue(job).await?.id;
         rx.recv().await.expect("probe started");
         let t = Instant::now();
@@ -244,8 +284,16 @@ async fn bench_latency(engine: Engine, args: &Args, r: &mut Report) -> Result<()
     }
     seen.sort();
     committed.sort();
-    r.add(engine, "cancel-running, same process: request→handler stops, p50 / p99", format!("{} / {}", ms(percentile(&seen, 0.5)), ms(percentile(&seen, 0.99))));
-    r.add(engine, "cancel-running, same process: request→`cancelled` committed, p50 / p99", format!("{} / {}", ms(percentile(&committed, 0.5)), ms(percentile(&committed, 0.99))));
+    r.add(
+        engine,
+        "cancel-running, same process: request→handler stops, p50 / p99",
+        format!("{} / {}", ms(percentile(&seen, 0.5)), ms(percentile(&seen, 0.99))),
+    );
+    r.add(
+        engine,
+        "cancel-running, same process: request→`cancelled` committed, p50 / p99",
+        format!("{} / {}", ms(percentile(&committed, 0.5)), ms(percentile(&committed, 0.99))),
+    );
     stop(s, task).await;
     Ok(())
 }
@@ -254,7 +302,14 @@ async fn bench_cancel_pending(engine: Engine, args: &Args, r: &mut Report) -> Re
     let (_db, store) = fresh(engine).await?;
     let t0 = tenant(0);
     let jobs: Vec<_> = (0..args.cancels)
-        .map(|i| NewJob::new(t0.clone(), PENDING_ONLY, QueueKey::new(&t0, "engine", &format!("q{}", i % 10)), serde_json::json!({})))
+        .map(|i| {
+            NewJob::new(
+                t0.clone(),
+                PENDING_ONLY,
+                QueueKey::new(&t0, "engine", &format!("q{}", i % 10)),
+                serde_json::json!({}),
+            )
+        })
         .collect();
     for chunk in jobs.chunks(1000) {
         store.enqueue_batch(chunk).await?;
@@ -273,7 +328,11 @@ async fn bench_cancel_pending(engine: Engine, args: &Args, r: &mut Report) -> Re
     for task in tasks {
         task.await?;
     }
-    r.add(engine, &format!("cancel {} pending jobs (8 concurrent callers), jobs/s", args.cancels), per_sec(args.cancels, t.elapsed()));
+    r.add(
+        engine,
+        &format!("cancel {} pending jobs (8 concurrent callers), jobs/s", args.cancels),
+        per_sec(args.cancels, t.elapsed()),
+    );
     Ok(())
 }
 
@@ -281,7 +340,12 @@ async fn bench_rescue(engine: Engine, r: &mut Report) -> Result<()> {
     let (_db, store) = fresh(engine).await?;
     let t0 = tenant(0);
     let lease = Duration::from_secs(2);
-    let job = NewJob::new(t0.clone(), SLEEP, QueueKey::new(&t0, "engine", "r"), serde_json::json!({"ms": 1}));
+    let job = NewJob::new(
+        t0.clone(),
+        SLEEP,
+        QueueKey::new(&t0, "engine", "r"),
+        serde_json::json!({"ms": 1}),
+    );
     let id = store.enqueue(job).await?.id;
     // A worker claims the job and dies on the spot: it never renews its lease.
     store.claim("dead-worker", 1, lease, 1).await?;
@@ -294,7 +358,11 @@ async fn bench_rescue(engine: Engine, r: &mut Report) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    r.add(engine, "rescue: worker dies holding a job (lease 2 s, heartbeat 0.5 s) → job done by another", ms(died.elapsed()));
+    r.add(
+        engine,
+        "rescue: worker dies holding a job (lease 2 s, heartbeat 0.5 s) → job done by another",
+        ms(died.elapsed()),
+    );
     stop(s, task).await;
     Ok(())
 }
@@ -346,20 +414,30 @@ async fn bench_raw(engine: Engine, args: &Args, r: &mut Report) -> Result<()> {
     let n = args.jobs;
     let (insert, update) = match engine {
         Engine::Sqlite => {
-            let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(
-                db.url.parse::<sqlx::sqlite::SqliteConnectOptions>()?.create_if_missing(true)
-                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal),
-            ).await?;
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(
+                    db.url
+                        .parse::<sqlx::sqlite::SqliteConnectOptions>()?
+                        .create_if_missing(true)
+                        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sqlx::sqlite::SqliteSynchronous::Normal),
+                )
+                .await?;
             raw_run!(pool, n)
         }
         Engine::Postgres => {
-            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await?;
+            let pool =
+                sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await?;
             raw_run!(pool, n)
         }
     };
     r.add(engine, "ceiling: raw multi-row INSERT of the same job rows, rows/s", per_sec(n, insert));
-    r.add(engine, "ceiling: raw one-row UPDATE transactions (one connection), tx/s", per_sec(n.min(5000), update));
+    r.add(
+        engine,
+        "ceiling: raw one-row UPDATE transactions (one connection), tx/s",
+        per_sec(n.min(5000), update),
+    );
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! jobline's domain: what a job is, which states it moves through and which moves are legal.
 //!
 //! This crate does no I/O and depends on no async runtime, database or web crate (its
-//! Cargo.toml is checked by `crates/jobline/tests/architecture.rs`). Every other crate builds on
+//! Cargo.toml is checked by `crates/jobline-core/tests/architecture.rs`). Every other crate builds on
 //! these types; the rules live here so they are tested once, table-driven.
 #![warn(missing_docs)]
 
@@ -11,9 +11,9 @@ pub mod ids;
 pub mod job;
 pub mod kinds;
 
-pub use clock::{Clock, SystemClock};
 #[cfg(any(test, feature = "test-util"))]
 pub use clock::FakeClock;
+pub use clock::{Clock, SystemClock};
 pub use error::{TransitionError, ValidationError};
 pub use ids::{ClientId, JobId, QueueKey, TenantId};
 pub use job::{

@@ -43,7 +43,10 @@ impl From<sqlx::Error> for StoreError {
         match &err {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate {
-                constraint: db.constraint().unwrap_or_else(|| unique_target(db.message())).to_owned(),
+                constraint: db
+                    .constraint()
+                    .unwrap_or_else(|| unique_target(db.message()))
+                    .to_owned(),
             },
             _ => StoreError::Unavailable(err),
         }

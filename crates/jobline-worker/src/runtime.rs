@@ -276,13 +276,14 @@ impl Runtime {
 
     async fn heartbeat_once(&self) {
         let started = Instant::now();
-        let beats = match self.inner.store.heartbeat(&self.inner.owner, self.inner.config.lease).await {
-            Ok(b) => b,
-            Err(e) => {
-                warn!(error = %e, "heartbeat failed");
-                return;
-            }
-        };
+        let beats =
+            match self.inner.store.heartbeat(&self.inner.owner, self.inner.config.lease).await {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(error = %e, "heartbeat failed");
+                    return;
+                }
+            };
         let held: HashMap<JobId, JobState> = beats.into_iter().map(|(id, _, s)| (id, s)).collect();
         let mut trips = Vec::new();
         for (id, r) in self.lock_running().iter() {
@@ -303,7 +304,8 @@ impl Runtime {
     /// Runs one claimed job to its end and records the outcome.
     async fn supervise(self, claimed: ClaimedJob) {
         let job = claimed.job();
-        let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempt);
+        let span =
+            tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempt);
         let id = job.id;
         async {
             let token = self.inner.root.child_token();
@@ -408,7 +410,8 @@ impl Runtime {
                 }
             }
             Some(Err(join)) => {
-                let msg = if join.is_panic() { "job handler panicked" } else { "job handler stopped" };
+                let msg =
+                    if join.is_panic() { "job handler panicked" } else { "job handler stopped" };
                 warn!("{msg}");
                 let _ = store.fail(claimed, msg).await;
             }

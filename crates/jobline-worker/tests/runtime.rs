@@ -222,11 +222,8 @@ async fn cancel_runs_the_kinds_undo(engine: Engine) {
     let store = store(&db).await;
     let rt = start(store.clone(), Registry::new().with(Maker), config());
     let bp = rt.runtime.breakpoints().arm("maker:made");
-    let id = store
-        .enqueue(new_job(MAKER, "q", serde_json::json!({"undo_marker": 7})))
-        .await
-        .unwrap()
-        .id;
+    let id =
+        store.enqueue(new_job(MAKER, "q", serde_json::json!({"undo_marker": 7}))).await.unwrap().id;
     tokio::time::timeout(Duration::from_secs(5), bp.reached()).await.unwrap();
     let j = store.request_cancel(&tenant(), id).await.unwrap();
     assert_eq!(j.state, JobState::Cancelling);
@@ -300,7 +297,10 @@ async fn handler_outcomes_are_recorded(engine: Engine) {
         async move { s.get(&tenant(), id).await.unwrap() }
     };
     let ok = get(ids[0]).await;
-    assert_eq!((ok.state, ok.result), (JobState::Succeeded, Some(serde_json::json!({"fine": true}))));
+    assert_eq!(
+        (ok.state, ok.result),
+        (JobState::Succeeded, Some(serde_json::json!({"fine": true})))
+    );
     assert!(ok.started_at.is_some() && ok.completed_at.is_some());
     let fatal = get(ids[1]).await;
     assert_eq!((fatal.state, fatal.error.as_deref()), (JobState::Failed, Some("bad input")));

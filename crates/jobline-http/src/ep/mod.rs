@@ -1,0 +1,72 @@
+//! What the two Elastic Path dialects (PXM and Promotions) share: the token endpoint, bearer
+//! authentication, the error document, list paging and filters, and body extractors that
+//! answer in Elastic Path's error shape instead of axum's plain-text rejections.
+
+pub mod auth;
+pub mod error;
+pub mod oauth;
+pub mod params;
+
+use crate::app::AppState;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::routing::post;
+use axum::Router;
+use error::EpError;
+use serde::de::DeserializeOwned;
+
+/// The routes shared by both Elastic Path dialects.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/oauth/access_token", post(oauth::access_token))
+}
+
+/// A JSON body; malformed JSON, a wrong content type or an oversized body get the Elastic Path
+/// error shape (400/415/413) instead of axum's plain text.
+#[derive(Debug)]
+pub struct EpJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for EpJson<T> {
+    type Rejection = EpError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, EpError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(EpJson(v)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> EpError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => EpError::UnsupportedMediaType(
+            "expected a body with Content-Type: application/json".into(),
+        ),
+        JsonRejection::JsonDataError(e) => {
+            EpError::BadRequest(format!("invalid request body: {}", e.body_text()))
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            EpError::BadRequest(format!("malformed JSON: {}", e.body_text()))
+        }
+        JsonRejection::BytesRejection(e) => body_rejection(e.status().as_u16(), &e.body_text()),
+        other => EpError::BadRequest(other.body_text()),
+    }
+}
+
+/// Maps a failed body read: over the body limit is 413, anything else 400.
+pub(crate) fn body_rejection(status: u16, text: &str) -> EpError {
+    if status == 413 {
+        EpError::PayloadTooLarge("the request body is too large".into())
+    } else {
+        EpError::BadRequest(format!("could not read the request body: {text}"))
+    }
+}
+
+/// Fallback for unknown paths under an Elastic Path prefix: 404 in Elastic Path's shape.
+pub async fn not_found() -> EpError {
+    EpError::NotFound("no such endpoint".into())
+}
+
+/// Fallback for a known path with the wrong method: 405 in Elastic Path's shape.
+pub async fn method_not_allowed() -> EpError {
+    EpError::MethodNotAllowed
+}

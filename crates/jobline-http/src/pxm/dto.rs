@@ -1,0 +1,140 @@
+//! PXM wire shapes (`shared/spec/vendor-apis.md` A.3, A.5): the `pim-job` and `pim-job-error`
+//! resources. Converted from domain types here, at the edge; domain types are never serialized.
+
+use crate::ep::params::{Links, ListMeta};
+use chrono::{DateTime, SecondsFormat, Utc};
+use jobline_core::{Job, JobErrorEntry, JobState};
+use serde::Serialize;
+
+/// The kind-name prefix of PXM jobs in the engine (`pxm/product-import`…).
+pub const KIND_PREFIX: &str = "pxm/";
+
+/// RFC 3339 UTC with milliseconds, e.g. `2024-01-05T13:46:41.695Z`, as Elastic Path writes.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// PXM's word for a canonical state (DECISIONS.md table). PXM never cancels a running job, so
+/// `cancelling` cannot occur; should it, it is still being processed: `started`.
+pub fn status(state: JobState) -> &'static str {
+    match state {
+        JobState::AwaitingInput | JobState::Pending => "pending",
+        JobState::Running | JobState::Cancelling => "started",
+        JobState::Succeeded => "success",
+        JobState::Failed => "failed",
+        JobState::Cancelled => "cancelled",
+    }
+}
+
+/// The canonical states a PXM status word stands for (for `filter=eq(status,…)`).
+pub fn states_for_status(word: &str) -> Option<Vec<JobState>> {
+    Some(match word {
+        "pending" => vec![JobState::AwaitingInput, JobState::Pending],
+        "started" => vec![JobState::Running, JobState::Cancelling],
+        "success" => vec![JobState::Succeeded],
+        "failed" => vec![JobState::Failed],
+        "cancelled" => vec![JobState::Cancelled],
+        _ => return None,
+    })
+}
+
+/// `{"data": <pim-job>}`.
+#[derive(Debug, Serialize)]
+pub struct JobDocument {
+    /// The job.
+    pub data: PimJob,
+}
+
+/// A list of jobs.
+#[derive(Debug, Serialize)]
+pub struct JobList {
+    /// The jobs, newest first.
+    pub data: Vec<PimJob>,
+    /// Page links.
+    pub links: Links,
+    /// Page and result counts.
+    pub meta: ListMeta,
+}
+
+/// The `pim-job` resource.
+#[derive(Debug, Serialize)]
+pub struct PimJob {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    attributes: PimJobAttributes,
+    meta: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+struct PimJobAttributes {
+    created_at: String,
+    updated_at: String,
+    started_at: Option<String>,
+    completed_at: Option<String>,
+    #[serde(rename = "type")]
+    job_type: String,
+    status: &'static str,
+}
+
+impl PimJob {
+    /// Renders a job. `meta` holds `x_request_id` plus what the kind recorded in its payload
+    /// (`filter`) and result (`file_locations`, `copied_from`, `hierarchy_id`), the latter
+    /// passed in already rendered because download URLs are signed at read time.
+    pub fn new(job: &Job, extra_meta: serde_json::Map<String, serde_json::Value>) -> Self {
+        let mut meta = serde_json::Map::new();
+        meta.insert("x_request_id".into(), job.x_request_id.clone().unwrap_or_default().into());
+        meta.extend(extra_meta);
+        PimJob {
+            id: job.id.to_string(),
+            kind: "pim-job",
+            attributes: PimJobAttributes {
+                created_at: timestamp(job.created_at),
+                updated_at: timestamp(job.updated_at),
+                started_at: job.started_at.map(timestamp),
+                completed_at: job.completed_at.map(timestamp),
+                job_type: job.kind.strip_prefix(KIND_PREFIX).unwrap_or(&job.kind).to_owned(),
+                status: status(job.state),
+            },
+            meta,
+        }
+    }
+}
+
+/// A list of job errors.
+#[derive(Debug, Serialize)]
+pub struct JobErrorList {
+    /// The errors in the order recorded.
+    pub data: Vec<PimJobError>,
+    /// Page links.
+    pub links: Links,
+    /// Page and result counts.
+    pub meta: ListMeta,
+}
+
+/// The `pim-job-error` resource.
+#[derive(Debug, Serialize)]
+pub struct PimJobError {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    attributes: PimJobErrorAttributes,
+}
+
+#[derive(Debug, Serialize)]
+struct PimJobErrorAttributes {
+    message: String,
+}
+
+impl PimJobError {
+    /// Renders the `n`-th error of job `job_id`. Error ids are derived from the job id and the
+    /// error's position, so they are stable across reads.
+    pub fn new(job_id: jobline_core::JobId, n: u64, e: &JobErrorEntry) -> Self {
+        let id = uuid::Uuid::new_v5(&job_id.as_uuid(), &n.to_be_bytes());
+        PimJobError {
+            kind: "pim-job-error",
+            id: id.to_string(),
+            attributes: PimJobErrorAttributes { message: e.message.clone() },
+        }
+    }
+}

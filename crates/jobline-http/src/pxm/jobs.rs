@@ -1,0 +1,133 @@
+//! `/pcm/jobs`: list, get, errors, cancel (`shared/spec/vendor-apis.md` A.2–A.6).
+
+use super::dto::{self, JobDocument, JobErrorList, JobList, PimJob, PimJobError};
+use crate::app::AppState;
+use crate::ep::auth::EpAdmin;
+use crate::ep::error::EpError;
+use crate::ep::params::{links_and_meta, ListQuery};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::Json;
+use jobline_core::{kinds, Job, JobId};
+use jobline_store::{JobFilter, Page, StoreError};
+
+/// Loads a PXM job of the caller's store; anything else (unknown, malformed id, another
+/// store's, another dialect's) is the same 404.
+pub(crate) async fn load(app: &AppState, caller: &EpAdmin, id: &str) -> Result<Job, EpError> {
+    let id = JobId::parse(id).map_err(|_| EpError::not_found("job"))?;
+    match app.store.get(caller.tenant(), id).await {
+        Ok(job) if job.kind.starts_with(dto::KIND_PREFIX) => Ok(job),
+        Ok(_) | Err(StoreError::NotFound) => Err(EpError::not_found("job")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Renders a job with the meta its kind recorded: the export `filter` from its payload, and
+/// whatever its result put under `meta` (`file_locations`, `copied_from`, `hierarchy_id`).
+pub(crate) fn render(job: &Job) -> PimJob {
+    let mut meta = serde_json::Map::new();
+    if let Some(filter) = job.payload.get("filter") {
+        meta.insert("filter".into(), filter.clone());
+    }
+    if let Some(serde_json::Value::Object(m)) = job.result.as_ref().and_then(|r| r.get("meta")) {
+        meta.extend(m.clone());
+    }
+    PimJob::new(job, meta)
+}
+
+/// `GET /pcm/jobs`: newest first, paged, `filter=eq(status,…)` / `eq(type,…)`.
+pub async fn list(
+    State(app): State<AppState>,
+    caller: EpAdmin,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Json<JobList>, EpError> {
+    let q = ListQuery::parse(uri.query())?;
+    let mut filter = JobFilter::tenant(caller.tenant().clone());
+    filter.kinds = kinds::pxm::ALL.iter().map(|k| k.name.to_owned()).collect();
+    for (field, value) in q.eq_values(&["status", "type"])? {
+        if field == "status" {
+            filter.states = dto::states_for_status(&value).ok_or(EpError::BadFilter)?;
+        } else {
+            let kind = format!("{}{value}", dto::KIND_PREFIX);
+            filter.kinds.retain(|k| *k == kind);
+        }
+    }
+    let page = if filter.kinds.is_empty() {
+        None // an unknown type matches nothing
+    } else {
+        Some(app.store.list(&filter, Page::Offset { offset: q.offset, limit: q.limit }).await?)
+    };
+    let (jobs, total) = page.map_or((Vec::new(), 0), |p| (p.jobs, p.total.unwrap_or(0)));
+    let (links, meta) = links_and_meta(&headers, "/pcm/jobs", &q, total);
+    Ok(Json(JobList { data: jobs.iter().map(render).collect(), links, meta }))
+}
+
+/// `GET /pcm/jobs/{id}`.
+pub async fn get_one(
+    State(app): State<AppState>,
+    caller: EpAdmin,
+    Path(id): Path<String>,
+) -> Result<Json<JobDocument>, EpError> {
+    let job = load(&app, &caller, &id).await?;
+    Ok(Json(JobDocument { data: render(&job) }))
+}
+
+/// `GET /pcm/jobs/{id}/errors`: the job's errors in the order recorded, paged.
+pub async fn errors(
+    State(app): State<AppState>,
+    caller: EpAdmin,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Json<JobErrorList>, EpError> {
+    let q = ListQuery::parse(uri.query())?;
+    let job = load(&app, &caller, &id).await?;
+    let (errors, total) = app.store.list_errors(job.id, q.offset, q.limit).await?;
+    let data = errors
+        .iter()
+        .enumerate()
+        .map(|(i, e)| PimJobError::new(job.id, q.offset + i as u64, e))
+        .collect();
+    let (links, meta) =
+        links_and_meta(&headers, &format!("/pcm/jobs/{}/errors", job.id), &q, total);
+    Ok(Json(JobErrorList { data, links, meta }))
+}
+
+/// `POST /pcm/jobs/{id}/cancel`: only a `pending` job cancels; any body (none, `{}`) is
+/// accepted and ignored, since the SDK sends `Content-Type: application/json` with no body.
+pub async fn cancel(
+    State(app): State<AppState>,
+    caller: EpAdmin,
+    Path(id): Path<String>,
+) -> Result<Json<JobDocument>, EpError> {
+    let job = load(&app, &caller, &id).await?;
+    let job = app.store.request_cancel(caller.tenant(), job.id).await.map_err(cancel_refused)?;
+    Ok(Json(JobDocument { data: render(&job) }))
+}
+
+/// A refused cancel names the job's current PXM status (DECISIONS.md "Refused cancels").
+fn cancel_refused(err: StoreError) -> EpError {
+    match err {
+        StoreError::Conflict { current } => EpError::Unprocessable(format!(
+            "only pending jobs can be cancelled; this job is {}",
+            dto::status(current)
+        )),
+        StoreError::NotFound => EpError::not_found("job"),
+        other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobline_core::JobState;
+
+    #[test]
+    fn refused_cancels_name_the_pxm_status() {
+        let e = cancel_refused(StoreError::Conflict { current: JobState::Running });
+        assert_eq!(e.to_string(), "only pending jobs can be cancelled; this job is started");
+        let e = cancel_refused(StoreError::Conflict { current: JobState::Succeeded });
+        assert_eq!(e.to_string(), "only pending jobs can be cancelled; this job is success");
+    }
+}

@@ -1,0 +1,168 @@
+//! Wiring: store, migrations, bootstrap, worker runtime and HTTP server, and the orderly way down.
+//!
+//! `main` and the API tests build the service through the same [`Application::build`], so what
+//! the tests exercise is what runs. The caller binds the listener first (tests bind port 0 and
+//! know the address before anything is spawned) and passes the future that means "shut down"
+//! (a signal in `main`, a oneshot in tests).
+//!
+//! Shutdown order: stop accepting HTTP and let open requests finish (up to the grace period),
+//! while the worker runtime stops claiming and releases the jobs it runs; then close the store.
+//! Nothing here is aborted: both halves stop through the same `CancellationToken`.
+//!
+//! This module prints nothing: what a person must see (the bootstrap credentials) is handed to
+//! the CLI through [`Application::bootstrap_client`].
+
+use crate::config::{redacted_url, Config};
+use anyhow::Context;
+use jobline_core::{Role, SystemClock, TenantId};
+use jobline_http::AppState;
+use jobline_store::{NewClient, Store};
+use jobline_worker::{Registry, Runtime};
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// The tenant the first admin client of an empty database belongs to.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// The future whose completion starts the shutdown.
+type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A built service, ready to run: the database is migrated and the listener bound.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    store: Store,
+    runtime: Option<Runtime>,
+    bootstrap: Option<NewClient>,
+    shutdown: Shutdown,
+    http_grace: Duration,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("addr", &self.addr)
+            .field("store", &self.store.backend())
+            .field("worker", &self.runtime.as_ref().map(Runtime::worker_id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Connects to the database and migrates it, creates the first admin client if the
+    /// database has none, and prepares the worker runtime (unless `config.worker` is `None`).
+    /// Nothing is served until [`run_until_stopped`](Self::run_until_stopped); connections that
+    /// arrive meanwhile wait in the listener's queue.
+    pub async fn build(
+        config: Config,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        let addr = listener.local_addr().context("cannot read the listener's address")?;
+        let url = redacted_url(&config.store.url);
+        let store = Store::connect(&config.store, Arc::new(SystemClock))
+            .await
+            .with_context(|| format!("cannot open database {url}"))?;
+        info!(database = %url, "database ready");
+        let bootstrap = bootstrap(&store).await.context("cannot create the first admin client")?;
+        let runtime = config.worker.map(|worker| Runtime::new(store.clone(), registry(), worker));
+        if runtime.is_none() {
+            info!("no worker slots: serving the API only, other processes run the jobs");
+        }
+        Ok(Self {
+            listener,
+            addr,
+            store,
+            runtime,
+            bootstrap,
+            shutdown: Box::pin(shutdown),
+            http_grace: config.shutdown_grace,
+        })
+    }
+
+    /// The address HTTP is served on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The store the service uses (a handle on the same pool).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The admin client created because the database had no client, with its one-time secret.
+    pub fn bootstrap_client(&self) -> Option<&NewClient> {
+        self.bootstrap.as_ref()
+    }
+
+    /// Serves HTTP and runs jobs until the shutdown future completes (or the server fails),
+    /// then stops both in order and closes the store. Returns once everything has stopped.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { listener, addr, store, runtime, shutdown, http_grace, .. } = self;
+        let stop = CancellationToken::new();
+        let router = jobline_http::app(AppState::new(store.clone()));
+        let signal = {
+            let stop = stop.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => info!("shutting down"),
+                    () = stop.cancelled() => {}
+                }
+                stop.cancel();
+            }
+        };
+        info!("listening on {addr}");
+        let server = axum::serve(listener, router).with_graceful_shutdown(signal).into_future();
+        let http = async {
+            let served = tokio::select! {
+                served = server => served,
+                () = grace_after(&stop, http_grace) => {
+                    warn!(grace = ?http_grace, "open HTTP requests did not finish in time; dropping them");
+                    Ok(())
+                }
+            };
+            // If the server failed on its own, the worker must stop too.
+            stop.cancel();
+            served
+        };
+        let worker = async {
+            if let Some(runtime) = &runtime {
+                runtime.run(stop.clone()).await;
+            }
+        };
+        let (served, ()) = tokio::join!(http, worker);
+        store.close().await;
+        info!("stopped");
+        served.context("the HTTP server failed")
+    }
+}
+
+/// Completes `grace` after `stop` is cancelled.
+async fn grace_after(stop: &CancellationToken, grace: Duration) {
+    stop.cancelled().await;
+    tokio::time::sleep(grace).await;
+}
+
+/// The job kinds this binary runs.
+fn registry() -> Registry {
+    jobline_worker::jobs::engine_kinds(Registry::new())
+}
+
+/// On a database without clients, creates tenant [`DEFAULT_TENANT`] and an admin client for it,
+/// so a new user can call the API at once (`shared/spec/DECISIONS.md`). Two processes starting
+/// at the same moment on one empty PostgreSQL database may each create one; both work.
+async fn bootstrap(store: &Store) -> anyhow::Result<Option<NewClient>> {
+    if store.count_clients().await? > 0 {
+        return Ok(None);
+    }
+    let tenant = TenantId::parse(DEFAULT_TENANT)?;
+    let created = store.create_client(&tenant, Role::Admin, Some("bootstrap admin")).await?;
+    info!(client_id = %created.client.id, tenant = %tenant, "created the first admin client");
+    Ok(Some(created))
+}

@@ -1,0 +1,367 @@
+//! The command line: `jobline serve`, `jobline migrate`, `jobline clients create`.
+//!
+//! Each command resolves its settings (see [`crate::config`]), does its work through the
+//! library, and prints what a person or a script needs on stdout. This is the one module that
+//! prints; logs go to stderr through [`crate::telemetry`].
+#![allow(clippy::print_stdout)] // stdout is the CLI's interface: credentials, JSON, confirmations
+
+use crate::application::{Application, DEFAULT_TENANT};
+use crate::config::{redacted_url, DatabaseArgs, FileConfig, LogFormat, ServeArgs};
+use crate::telemetry;
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use jobline_core::{Role, SystemClock, TenantId};
+use jobline_store::{NewClient, Store};
+use serde::Serialize;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::info;
+
+const ABOUT: &str = "jobline: a self-hostable service for asynchronous jobs, speaking the job \
+APIs of Elastic Path PXM, Elastic Path Promotions and Zuora.";
+
+const LONG_ABOUT: &str = "jobline: a self-hostable service for asynchronous jobs, speaking the \
+job APIs of Elastic Path PXM, Elastic Path Promotions and Zuora.
+
+Every setting can be given, highest precedence first, as a command-line flag, as an environment \
+variable (JOBLINE_DATABASE_URL, JOBLINE_DATA_DIR, JOBLINE_MAX_CONNECTIONS, JOBLINE_LISTEN, \
+JOBLINE_WORKERS, JOBLINE_LEASE_SECS, JOBLINE_HEARTBEAT_MS, JOBLINE_CANCEL_DEADLINE_SECS, \
+JOBLINE_SHUTDOWN_GRACE_SECS, JOBLINE_QUEUE_CONCURRENCY, JOBLINE_LOG_FORMAT), in the TOML file \
+named by --config or JOBLINE_CONFIG (keys are the long flag names in snake_case, for example \
+`database_url = \"postgres://jobline@db/jobline\"`), or left to its default.
+
+Logs go to stderr; RUST_LOG filters them (default: info,sqlx=warn).";
+
+const EXAMPLES: &str = "Examples:
+  jobline serve
+      Serve on 127.0.0.1:8080 with SQLite in ./data; on first start, prints an admin
+      client's id and secret and a curl command to get a token.
+  JOBLINE_DATABASE_URL=postgres://postgres@127.0.0.1:5432/jobline jobline serve --listen 0.0.0.0:8080
+      Serve on PostgreSQL; any number of processes may share that database.
+  jobline serve --workers 0
+      Serve the API only; other processes run the jobs.
+  jobline --config /etc/jobline.toml serve
+      Take settings from a file (flags and JOBLINE_* variables still win).
+  jobline migrate --database-url postgres://postgres@127.0.0.1:5432/jobline
+      Bring the schema up to date and exit.
+  jobline clients create --tenant store-1 --role admin --json
+      Create an API client and print its id and secret as JSON.";
+
+const SERVE_EXAMPLES: &str = "Examples:
+  jobline serve
+  jobline serve --listen 0.0.0.0:8080 --workers 8
+  jobline serve --database-url postgres://postgres@127.0.0.1:5432/jobline --workers 0
+  JOBLINE_LOG_FORMAT=json jobline serve
+
+On its first start on an empty database, serve creates tenant \"default\" with an admin client
+and prints the client's id and secret (once) with a curl command that gets a token.
+SIGTERM or Ctrl-C stops it gracefully: no new requests or jobs, running jobs get
+--shutdown-grace-secs to finish and are otherwise handed back to their queue.";
+
+const MIGRATE_EXAMPLES: &str = "Examples:
+  jobline migrate
+  jobline migrate --database-url postgres://postgres@127.0.0.1:5432/jobline";
+
+const CLIENTS_EXAMPLES: &str = "Examples:
+  jobline clients create --tenant store-1 --role admin
+  jobline clients create --tenant store-1 --role support --name \"help desk\"
+  jobline clients create --tenant t1 --role admin --json --database-url sqlite:./data/jobline.db
+
+The secret is printed once and stored only as a hash: keep it when it is shown.";
+
+/// The `jobline` command line.
+#[derive(Debug, Parser)]
+#[command(name = "jobline", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
+    /// TOML file with settings; keys are the long flag names in snake_case
+    #[arg(
+        long,
+        global = true,
+        env = "JOBLINE_CONFIG",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Log format on stderr [default: text]
+    #[arg(
+        long,
+        global = true,
+        env = "JOBLINE_LOG_FORMAT",
+        value_enum,
+        value_name = "FORMAT",
+        help_heading = "Global options"
+    )]
+    pub log_format: Option<LogFormat>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API and run jobs until SIGTERM or Ctrl-C
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
+
+    /// Apply pending database migrations and exit
+    #[command(after_help = MIGRATE_EXAMPLES)]
+    Migrate(MigrateArgs),
+
+    /// Manage API clients (OAuth2 client credentials)
+    Clients {
+        /// What to do with clients.
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
+}
+
+/// Arguments of `jobline migrate`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Where the database is.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// The `clients` commands.
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Create an API client (and its tenant if new), printing its id and secret once
+    #[command(after_help = CLIENTS_EXAMPLES)]
+    Create(CreateClientArgs),
+}
+
+/// Arguments of `jobline clients create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateClientArgs {
+    /// Tenant the client acts for (an EP store or a Zuora tenant): 1-64 letters, digits, '-' or
+    /// '_'; created if it does not exist
+    #[arg(long, value_parser = parse_tenant, value_name = "TENANT")]
+    pub tenant: TenantId,
+
+    /// What the client may do: admin reaches the job endpoints, support is refused them
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+
+    /// A name to recognise the client by
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Print {"client_id", "client_secret", "tenant", "role"} as one JSON object
+    #[arg(long)]
+    pub json: bool,
+
+    /// Where the database is.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// A client's role as typed on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// May create, read and cancel jobs.
+    Admin,
+    /// Authenticated, with no access to jobs.
+    Support,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Support => Role::Support,
+        }
+    }
+}
+
+fn parse_tenant(s: &str) -> Result<TenantId, String> {
+    TenantId::parse(s).map_err(|e| e.message)
+}
+
+/// Runs the command line: reads the config file, starts logging, runs the command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = FileConfig::load(cli.config.as_deref())?;
+    telemetry::init(cli.log_format.or(file.log_format).unwrap_or_default());
+    match cli.command {
+        Command::Serve(args) => serve(&args, &file).await,
+        Command::Migrate(args) => migrate(&args.database, &file).await,
+        Command::Clients { command: ClientsCommand::Create(args) } => {
+            create_client(&args, &file).await
+        }
+    }
+}
+
+/// `jobline serve`.
+async fn serve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<()> {
+    let config = args.resolve(file)?;
+    // Handlers are installed before anything starts, so an early SIGTERM is a clean stop too.
+    let shutdown = shutdown_signal()?;
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let app = Application::build(config, listener, shutdown).await?;
+    if let Some(created) = app.bootstrap_client() {
+        print_bootstrap(created, app.local_addr());
+    }
+    app.run_until_stopped().await
+}
+
+/// Completes on the first SIGTERM or SIGINT (Ctrl-C).
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("received SIGTERM"),
+            _ = interrupt.recv() => info!("received SIGINT"),
+        }
+    })
+}
+
+/// Shows the first admin client's credentials, once, with a command that uses them.
+fn print_bootstrap(created: &NewClient, addr: SocketAddr) {
+    let id = created.client.id;
+    let secret = &created.secret;
+    let base = base_url(addr);
+    println!(
+        "No API client existed, so an admin client was created for tenant {DEFAULT_TENANT:?}."
+    );
+    println!("Its secret is shown only this once and stored only as a hash: keep it now.");
+    println!();
+    println!("  client_id:     {id}");
+    println!("  client_secret: {secret}");
+    println!();
+    println!("Get an access token with:");
+    println!(
+        "  curl -s -X POST {base}/oauth/access_token -d grant_type=client_credentials \
+         -d client_id={id} -d client_secret={secret}"
+    );
+    println!();
+}
+
+/// The URL a local client reaches `addr` at (a wildcard address is reached via loopback).
+fn base_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// `jobline migrate`.
+async fn migrate(args: &DatabaseArgs, file: &FileConfig) -> anyhow::Result<()> {
+    let config = args.resolve(file)?;
+    let url = redacted_url(&config.url);
+    let store = Store::connect_without_migrating(&config, Arc::new(SystemClock))
+        .await
+        .with_context(|| format!("cannot open database {url}"))?;
+    let migrated = store.migrate().await.with_context(|| format!("cannot migrate {url}"));
+    store.close().await;
+    migrated?;
+    println!("Migrations applied: {url} has the latest schema.");
+    Ok(())
+}
+
+/// What `clients create --json` prints.
+#[derive(Debug, Serialize)]
+struct CreatedClientJson<'a> {
+    client_id: String,
+    client_secret: &'a str,
+    tenant: &'a str,
+    role: &'a str,
+}
+
+/// `jobline clients create`.
+async fn create_client(args: &CreateClientArgs, file: &FileConfig) -> anyhow::Result<()> {
+    let config = args.database.resolve(file)?;
+    let url = redacted_url(&config.url);
+    let store = Store::connect(&config, Arc::new(SystemClock))
+        .await
+        .with_context(|| format!("cannot open database {url}"))?;
+    let created = store
+        .create_client(&args.tenant, args.role.into(), args.name.as_deref())
+        .await
+        .with_context(|| format!("cannot create a client for tenant {}", args.tenant));
+    store.close().await;
+    let created = created?;
+    let client = &created.client;
+    if args.json {
+        let out = CreatedClientJson {
+            client_id: client.id.to_string(),
+            client_secret: &created.secret,
+            tenant: client.tenant.as_str(),
+            role: client.role.as_str(),
+        };
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!(
+            "Created {} client for tenant {:?}.",
+            client.role.as_str(),
+            client.tenant.as_str()
+        );
+        println!("  client_id:     {}", client.id);
+        println!("  client_secret: {}", created.secret);
+        println!("The secret is shown only this once and stored only as a hash: keep it now.");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn wildcard_addresses_are_shown_as_loopback() {
+        let cases = [
+            ("0.0.0.0:8080", "http://127.0.0.1:8080"),
+            ("[::]:80", "http://[::1]:80"),
+            ("10.1.2.3:9000", "http://10.1.2.3:9000"),
+        ];
+        for (addr, url) in cases {
+            assert_eq!(base_url(addr.parse().unwrap()), url);
+        }
+    }
+
+    #[test]
+    fn settings_parse_from_flags_and_globals_go_anywhere() {
+        let cli = Cli::try_parse_from([
+            "jobline",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "0",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.log_format, Some(LogFormat::Json));
+        let Command::Serve(args) = cli.command else { panic!("expected serve") };
+        assert_eq!(args.listen.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(args.workers, Some(0));
+    }
+
+    #[test]
+    fn bad_tenants_and_roles_are_refused_by_the_parser() {
+        for args in [
+            ["jobline", "clients", "create", "--tenant", "a b", "--role", "admin"],
+            ["jobline", "clients", "create", "--tenant", "t1", "--role", "root"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+}

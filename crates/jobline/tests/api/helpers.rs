@@ -1,0 +1,133 @@
+//! A running service for one test, and the bounded waiting every test uses instead of sleeps.
+
+use jobline::config::Config;
+use jobline::Application;
+use jobline_core::{Clock, SystemClock};
+use jobline_store::{NewClient, Store};
+use jobline_testkit::{Engine, TestDb};
+use jobline_worker::RuntimeConfig;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a stopping app may take before the test fails.
+const STOP_WITHIN: Duration = Duration::from_secs(10);
+
+/// The service on a fresh database, served on `127.0.0.1` at a random port.
+///
+/// It runs with a SystemClock: the worker runtime's leases and heartbeats need time to move on
+/// its own. Dropping it (without [`TestApp::stop`]) still shuts the app down, in the
+/// background.
+pub(crate) struct TestApp {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub(crate) address: String,
+    /// A client for the app (it asks for gzip and decompresses transparently).
+    pub(crate) client: reqwest::Client,
+    /// A handle on the app's own store; it closes when the app stops.
+    pub(crate) store: Store,
+    /// The admin client the app created on its empty database, with its secret.
+    pub(crate) admin: NewClient,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    db: TestDb,
+}
+
+impl TestApp {
+    /// Starts the app on a fresh `engine` database, with a worker runtime tuned to react within
+    /// a fraction of a second.
+    pub(crate) async fn spawn(engine: Engine) -> Self {
+        let db = TestDb::new(engine).await;
+        // Bound before anything is spawned: connections queue until the app serves them.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a random port");
+        let mut config = Config::new(&db.url);
+        config.store.max_connections = 4;
+        config.worker = Some(RuntimeConfig {
+            slots: 2,
+            lease: Duration::from_secs(5),
+            heartbeat: Duration::from_millis(200),
+            poll_interval: Duration::from_millis(200),
+            cancel_deadline: Duration::from_secs(1),
+            shutdown_grace: Duration::from_millis(500),
+            default_concurrency: 1,
+            retry_delay: Duration::ZERO,
+        });
+        config.shutdown_grace = Duration::from_secs(2);
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        // A dropped sender stops the app too, so a test that forgets `stop` leaks nothing.
+        let app = Application::build(config, listener, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("build the app");
+        let address = format!("http://{}", app.local_addr());
+        let store = app.store().clone();
+        let admin =
+            app.bootstrap_client().cloned().expect("an empty database gets an admin client");
+        let server = tokio::spawn(app.run_until_stopped());
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            store,
+            admin,
+            shutdown: Some(shutdown),
+            server: Some(server),
+            db,
+        }
+    }
+
+    /// `GET {address}{path}`.
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.address)).send().await.expect("send GET")
+    }
+
+    /// `GET /healthz`.
+    pub(crate) async fn healthz(&self) -> reqwest::Response {
+        self.get("/healthz").await
+    }
+
+    /// `GET /readyz`.
+    pub(crate) async fn readyz(&self) -> reqwest::Response {
+        self.get("/readyz").await
+    }
+
+    /// Sends the shutdown signal and waits for the app to stop; panics if it does not stop in
+    /// time or stops with an error.
+    pub(crate) async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(STOP_WITHIN, server)
+                .await
+                .expect("the app stops in time")
+                .expect("the app's task does not panic")
+                .expect("the app stops cleanly");
+        }
+    }
+
+    /// A second store on the app's database, usable after the app (and its store) stopped.
+    pub(crate) async fn new_store(&self) -> Store {
+        self.db.store_with_clock(Arc::new(SystemClock) as Arc<dyn Clock>).await
+    }
+}
+
+/// Polls `check` every few milliseconds until it yields a value or `within` passes.
+pub(crate) async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if start.elapsed() >= within {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
