@@ -96,6 +96,12 @@ impl Application {
         &self.store
     }
 
+    /// The pause points of this process's job handlers (tests arm them to hold a handler at a
+    /// named point); `None` when the process runs no worker.
+    pub fn breakpoints(&self) -> Option<&jobline_worker::Breakpoints> {
+        self.runtime.as_ref().map(Runtime::breakpoints)
+    }
+
     /// The admin client created because the database had no client, with its one-time secret.
     pub fn bootstrap_client(&self) -> Option<&NewClient> {
         self.bootstrap.as_ref()

@@ -30,6 +30,9 @@ pub(crate) struct TestApp {
     pub(crate) store: Store,
     /// The admin client the app created on its empty database, with its secret.
     pub(crate) admin: NewClient,
+    /// The pause points of the app's job handlers.
+    #[allow(dead_code)] // read by the dialect tests that hold a handler at a named point
+    pub(crate) breakpoints: jobline_worker::Breakpoints,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     db: TestDb,
@@ -66,12 +69,14 @@ impl TestApp {
         let store = app.store().clone();
         let admin =
             app.bootstrap_client().cloned().expect("an empty database gets an admin client");
+        let breakpoints = app.breakpoints().cloned().expect("the test app runs a worker");
         let server = tokio::spawn(app.run_until_stopped());
         Self {
             address,
             client: reqwest::Client::new(),
             store,
             admin,
+            breakpoints,
             shutdown: Some(shutdown),
             server: Some(server),
             db,
@@ -81,6 +86,39 @@ impl TestApp {
     /// `GET {address}{path}`.
     pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(format!("{}{path}", self.address)).send().await.expect("send GET")
+    }
+
+    /// An Elastic Path access token (client credentials) for `client`.
+    pub(crate) async fn ep_token(&self, client: &NewClient) -> String {
+        let r = self
+            .client
+            .post(format!("{}/oauth/access_token", self.address))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &client.client.id.to_string()),
+                ("client_secret", &client.secret),
+            ])
+            .send()
+            .await
+            .expect("send token request");
+        assert_eq!(r.status(), 200, "token request");
+        let body: serde_json::Value = r.json().await.expect("token json");
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// A token of the bootstrap admin (a store admin of tenant `default`).
+    pub(crate) async fn admin_token(&self) -> String {
+        self.ep_token(&self.admin).await
+    }
+
+    /// A request to `path` with a bearer `token`.
+    pub(crate) fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.address)).bearer_auth(token)
     }
 
     /// `GET /healthz`.
