@@ -55,7 +55,7 @@ async fn token_endpoint_answers_in_ep_shape(engine: Engine) {
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(body["identifier"], "client_credentials");
-    let now = chrono::Utc::now().timestamp();
+    let now = jobline_core::Clock::now(&jobline_core::SystemClock).timestamp();
     let expires = body["expires"].as_i64().unwrap();
     assert!((now + 3500..=now + 3700).contains(&expires), "absolute expiry in seconds");
 
