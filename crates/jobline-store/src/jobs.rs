@@ -166,15 +166,6 @@ fn ms(d: Duration) -> i64 {
 /// Rows per multi-row INSERT: far below SQLite's 32,766 bound variables.
 const BATCH_ROWS: usize = 500;
 
-static INSERT_JOB_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "INSERT INTO jobs (id, tenant_id, kind, queue, subject, state, max_attempts, cancel_mask, \
-         payload, x_request_id, created_by, available_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $12) \
-         RETURNING {JOB_COLUMNS}"
-    )
-});
-
 /// Queues with a pending job and a free slot, round-robin. The queues with pending work are
 /// found by a loose index scan over the pending-jobs index (a recursive CTE that jumps from one
 /// queue to the next), so the cost grows with the queues that have work, not with every queue
@@ -350,21 +341,9 @@ impl Store {
             .bind(new.tenant.as_str())
             .execute(&mut *tx)
             .await?;
-            let row: JobRow = sqlx::query_as(&INSERT_JOB_SQL)
-                .bind(new.id.to_string())
-                .bind(new.tenant.as_str())
-                .bind(new.kind.name)
-                .bind(new.queue.as_str())
-                .bind(new.subject.as_deref())
-                .bind(new.initial.state().as_str())
-                .bind(i64::from(new.kind.max_attempts))
-                .bind(new.kind.cancel.mask())
-                .bind(new.payload.to_string())
-                .bind(new.x_request_id.as_deref())
-                .bind(new.created_by.as_deref())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
+            let mut qb = insert_jobs!(std::slice::from_ref(&new), now);
+            qb.push(format!(" RETURNING {JOB_COLUMNS}"));
+            let row: JobRow = qb.build_query_as().fetch_one(&mut *tx).await?;
             if let Some(file) = &input {
                 insert_file!(tx, new.id, file, now);
             }
@@ -398,27 +377,7 @@ impl Store {
                 qb.build().execute(&mut *tx).await?;
             }
             for chunk in jobs.chunks(BATCH_ROWS) {
-                let mut qb = QueryBuilder::new(
-                    "INSERT INTO jobs (id, tenant_id, kind, queue, subject, state, max_attempts, \
-                     cancel_mask, payload, x_request_id, created_by, available_at, created_at, \
-                     updated_at) ",
-                );
-                qb.push_values(chunk, |mut b, j| {
-                    b.push_bind(j.id.to_string())
-                        .push_bind(j.tenant.as_str())
-                        .push_bind(j.kind.name)
-                        .push_bind(j.queue.as_str())
-                        .push_bind(j.subject.as_deref())
-                        .push_bind(j.initial.state().as_str())
-                        .push_bind(i64::from(j.kind.max_attempts))
-                        .push_bind(j.kind.cancel.mask())
-                        .push_bind(j.payload.to_string())
-                        .push_bind(j.x_request_id.as_deref())
-                        .push_bind(j.created_by.as_deref())
-                        .push_bind(now)
-                        .push_bind(now)
-                        .push_bind(now);
-                });
+                let mut qb = insert_jobs!(chunk, now);
                 qb.build().execute(&mut *tx).await?;
             }
             if pg {
@@ -998,6 +957,36 @@ pub(crate) async fn notify_any<C: NotifyAny>(
 ) -> Result<(), StoreError> {
     conn.notify_event(event).await
 }
+
+/// A multi-row `INSERT INTO jobs` of `$rows` (a slice of `NewJob`), as a query builder for
+/// either engine; the single-job path appends `RETURNING` to the same statement.
+macro_rules! insert_jobs {
+    ($rows:expr, $now:expr) => {{
+        let mut qb = QueryBuilder::new(
+            "INSERT INTO jobs (id, tenant_id, kind, queue, subject, state, max_attempts, \
+             cancel_mask, payload, x_request_id, created_by, available_at, created_at, \
+             updated_at) ",
+        );
+        qb.push_values($rows, |mut b, j: &NewJob| {
+            b.push_bind(j.id.to_string())
+                .push_bind(j.tenant.as_str())
+                .push_bind(j.kind.name)
+                .push_bind(j.queue.as_str())
+                .push_bind(j.subject.as_deref())
+                .push_bind(j.initial.state().as_str())
+                .push_bind(i64::from(j.kind.max_attempts))
+                .push_bind(j.kind.cancel.mask())
+                .push_bind(j.payload.to_string())
+                .push_bind(j.x_request_id.as_deref())
+                .push_bind(j.created_by.as_deref())
+                .push_bind($now)
+                .push_bind($now)
+                .push_bind($now);
+        });
+        qb
+    }};
+}
+use insert_jobs;
 
 /// Inserts a job file inside an open transaction (either engine).
 macro_rules! insert_file {
