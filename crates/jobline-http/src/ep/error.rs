@@ -13,6 +13,9 @@ use jobline_core::{TransitionError, ValidationError};
 use jobline_store::StoreError;
 use serde::Serialize;
 
+/// The status of a successful create (a job, a resource): 201, as Elastic Path answers.
+pub const CREATED: StatusCode = StatusCode::CREATED;
+
 /// Every way an Elastic Path request can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum EpError {
