@@ -274,6 +274,15 @@ static RESCUE_CANCELLING_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Takes over a `cancelling` job whose worker died, so its kind's undo can still run: a new
+/// lease for the adopter and a new attempt, which fences out the old worker should it return.
+static ADOPT_CANCELLING_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, attempt = attempt + 1 \
+         WHERE state = 'cancelling' AND lease_expires_at < $3 RETURNING {JOB_COLUMNS}"
+    )
+});
+
 static EXHAUST_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET state = 'failed', updated_at = $1, completed_at = $1, \
@@ -668,6 +677,27 @@ impl Store {
             self.publish(StoreEvent::JobsAvailable);
         }
         Ok(rescued)
+    }
+
+    /// Adopts `cancelling` jobs whose worker stopped renewing its lease, for worker `owner`: the
+    /// adopter runs the kind's undo and finishes the cancel (with the returned `ClaimedJob`),
+    /// so a crash during a cancel still ends with the undo done. Jobs nobody adopts are ended
+    /// `cancelled` by [`Store::rescue_expired`].
+    pub async fn adopt_cancelling(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        let now = self.now_ms();
+        let rows: Vec<JobRow> = write_tx!(self, |tx, _pg| {
+            sqlx::query_as(&ADOPT_CANCELLING_SQL)
+                .bind(owner)
+                .bind(now.saturating_add(ms(lease)))
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?
+        });
+        Ok(jobs_from_rows(rows)?.into_iter().map(|job| ClaimedJob { job }).collect())
     }
 
     /// Records progress, fenced: refused once the job is no longer running at this attempt.

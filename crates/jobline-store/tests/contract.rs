@@ -251,6 +251,26 @@ async fn cancelling_job_with_expired_lease_becomes_cancelled(engine: Engine) {
     assert_eq!(store.claim("w", 1, LEASE, 1).await.unwrap().len(), 1);
 }
 
+/// A cancelling job whose worker vanished can be adopted by another worker to finish its undo;
+/// the old worker's attempt is fenced out.
+async fn cancelling_job_of_a_dead_worker_is_adopted_for_its_undo(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let t = tenant("t1");
+    let id = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
+    let dead = store.claim("dead", 1, LEASE, 1).await.unwrap().remove(0);
+    store.request_cancel(&t, id).await.unwrap();
+    assert!(store.adopt_cancelling("w2", LEASE).await.unwrap().is_empty(), "lease still valid");
+    clock.advance(LEASE + Duration::from_millis(1));
+    let adopted = store.adopt_cancelling("w2", LEASE).await.unwrap();
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(adopted[0].job().attempt, 2);
+    assert!(store.rescue_expired().await.unwrap().is_empty(), "adopted: not rescued too");
+    let e = [JobErrorEntry::message("late")];
+    assert!(matches!(store.append_errors(dead.undo_fence(), &e).await, Err(StoreError::Fenced)));
+    let done = store.finish_cancel(&adopted[0], Some(serde_json::json!({"deleted": 3}))).await;
+    assert_eq!(done.unwrap().state, JobState::Cancelled);
+}
+
 /// Cancel follows each kind's policy, refuses everything else with the current state, and
 /// never reveals another tenant's job.
 async fn cancel_follows_the_kind_policy(engine: Engine) {
@@ -556,6 +576,7 @@ on_both_engines!(
     stale_attempt_cannot_complete_or_write,
     rescues_expired_leases_and_fails_after_max_attempts,
     cancelling_job_with_expired_lease_becomes_cancelled,
+    cancelling_job_of_a_dead_worker_is_adopted_for_its_undo,
     cancel_follows_the_kind_policy,
     cancel_of_running_job_fences_handler_writes,
     release_and_retry_requeue_jobs,

@@ -266,11 +266,43 @@ impl Runtime {
                 () = stop.cancelled() => return,
             }
             self.heartbeat_once().await;
+            self.adopt_cancelling().await;
             match self.inner.store.rescue_expired().await {
                 Ok(r) if !r.is_empty() => self.inner.wake.notify_one(),
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "rescue sweep failed"),
             }
+        }
+    }
+
+    /// Finishes the cancels of workers that died mid-cancel: the kind's undo runs here, so a
+    /// crash never leaves a cancelled job's effects behind.
+    async fn adopt_cancelling(&self) {
+        let c = &self.inner.config;
+        let adopted = match self.inner.store.adopt_cancelling(&self.inner.owner, c.lease).await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "could not adopt orphaned cancels");
+                return;
+            }
+        };
+        for claimed in adopted {
+            let this = self.clone();
+            let span = tracing::info_span!("adopted cancel", id = %claimed.job().id);
+            tokio::spawn(
+                async move {
+                    let claimed = Arc::new(claimed);
+                    match this.inner.registry.get(&claimed.job().kind) {
+                        Some(handler) => this.finish_cancel(&handler, &claimed).await,
+                        None => {
+                            if let Err(e) = this.inner.store.finish_cancel(&claimed, None).await {
+                                warn!(error = %e, "could not finish an adopted cancel");
+                            }
+                        }
+                    }
+                }
+                .instrument(span),
+            );
         }
     }
 
