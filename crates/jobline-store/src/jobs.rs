@@ -487,6 +487,38 @@ impl Store {
         self.finish(&SUCCEED_SQL, JobState::Succeeded, claimed.fence(), result, None).await
     }
 
+    /// Completes many jobs in one transaction (one commit, one fsync), each still by its own
+    /// conditional UPDATE: a job that is no longer held at its attempt gets `Err(Fenced)` and
+    /// does not affect the others. This is how a busy runtime keeps commits per job below one.
+    pub async fn complete_many(
+        &self,
+        items: &[(&ClaimedJob, Option<serde_json::Value>)],
+    ) -> Result<Vec<Result<Job, StoreError>>, StoreError> {
+        let now = self.now_ms();
+        let rows: Vec<Option<JobRow>> = write_tx!(self, |tx, _pg| {
+            let mut rows = Vec::with_capacity(items.len());
+            for (claimed, result) in items {
+                let fence = claimed.fence();
+                let row: Option<JobRow> = sqlx::query_as(&SUCCEED_SQL)
+                    .bind(JobState::Succeeded.as_str())
+                    .bind(now)
+                    .bind(result.as_ref().map(|r| r.to_string()))
+                    .bind(None::<&str>)
+                    .bind(fence.job.to_string())
+                    .bind(i64::from(fence.attempt))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                rows.push(row);
+            }
+            rows
+        });
+        self.publish(StoreEvent::JobsAvailable);
+        Ok(rows
+            .into_iter()
+            .map(|row| row.ok_or(StoreError::Fenced).and_then(Job::try_from))
+            .collect())
+    }
+
     /// The handler failed for good.
     pub async fn fail(&self, claimed: &ClaimedJob, error: &str) -> Result<Job, StoreError> {
         self.finish(&FAIL_SQL, JobState::Failed, claimed.fence(), None, Some(error)).await

@@ -204,6 +204,24 @@ async fn stale_attempt_cannot_complete_or_write(engine: Engine) {
     assert_eq!(store.get(&t, id).await.unwrap().result, Some(serde_json::json!({"ok": true})));
 }
 
+/// Completing several jobs at once applies each job's own fence.
+async fn complete_many_fences_each_job(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let t = tenant("t1");
+    for q in ["a", "b", "c"] {
+        store.enqueue(job("t1", q, RUNNABLE)).await.unwrap();
+    }
+    let claimed = store.claim("w", 3, LEASE, 1).await.unwrap();
+    store.request_cancel(&t, claimed[1].job().id).await.unwrap();
+    store.finish_cancel(&claimed[1], None).await.unwrap();
+    let items: Vec<_> = claimed.iter().map(|c| (c, Some(serde_json::json!({"n": 1})))).collect();
+    let out = store.complete_many(&items).await.unwrap();
+    assert_eq!(out[0].as_ref().unwrap().state, JobState::Succeeded);
+    assert!(matches!(out[1], Err(StoreError::Fenced)), "the cancelled one is not completed");
+    assert_eq!(out[2].as_ref().unwrap().result, Some(serde_json::json!({"n": 1})));
+    assert_eq!(store.get(&t, claimed[1].job().id).await.unwrap().state, JobState::Cancelled);
+}
+
 /// Expired running jobs are queued again until their attempts run out, then fail.
 async fn rescues_expired_leases_and_fails_after_max_attempts(engine: Engine) {
     let (_db, store, clock) = setup(engine).await;
@@ -574,6 +592,7 @@ on_both_engines!(
     cancel_and_claim_race_has_exactly_one_winner,
     two_claimers_on_separate_pools_never_run_two_jobs_of_one_queue,
     stale_attempt_cannot_complete_or_write,
+    complete_many_fences_each_job,
     rescues_expired_leases_and_fails_after_max_attempts,
     cancelling_job_with_expired_lease_becomes_cancelled,
     cancelling_job_of_a_dead_worker_is_adopted_for_its_undo,
