@@ -351,10 +351,21 @@ fn given(v: &Option<String>) -> Option<Option<&str>> {
     v.as_deref().map(|s| (!s.is_empty()).then_some(s))
 }
 
-/// Applies the "None keeps, `Some("")` clears" rule to an optional text field.
-fn merge_text(input: &Option<String>, current: Option<&String>) -> Option<String> {
+/// The value to store for an optional text field under the module's rule: `None` keeps
+/// `current` (pass `None` on create), `Some("")` clears, anything else replaces.
+pub fn merge_text(input: &Option<String>, current: Option<&String>) -> Option<String> {
     match given(input) {
         Some(v) => v.map(str::to_owned),
+        None => current.cloned(),
+    }
+}
+
+/// The value to store for an optional JSON field under the module's rule: `None` keeps
+/// `current` (pass `None` on create), `Some(Value::Null)` clears, anything else replaces.
+pub fn merge_json(input: &Option<Value>, current: Option<&Value>) -> Option<Value> {
+    match input {
+        Some(Value::Null) => None,
+        Some(v) => Some(v.clone()),
         None => current.cloned(),
     }
 }
@@ -501,11 +512,8 @@ impl ProductInput {
             (None, Some(c)) => c.tags.clone(),
             (None, None) => Vec::new(),
         };
-        let build_rules = match (&self.build_rules, current) {
-            (Some(Value::Null), _) => None,
-            (Some(r), _) => Some(r.clone()),
-            (None, c) => c.and_then(|c| c.build_rules.clone()),
-        };
+        let build_rules =
+            merge_json(&self.build_rules, current.and_then(|c| c.build_rules.as_ref()));
         let extras = match current {
             Some(c) => merge_extras(&c.extras, &self.extras),
             None => new_extras(&self.extras),
