@@ -61,6 +61,10 @@ pub struct IssuedToken {
 }
 
 type ClientRow = (String, String, String, Option<String>, Option<String>);
+/// A client row followed by its secret hash.
+type ClientWithHashRow = (String, String, String, Option<String>, Option<String>, String);
+/// A client row followed by the token's grant type and expiry.
+type TokenClientRow = (String, String, String, Option<String>, Option<String>, String, i64);
 
 fn client_from_row((id, tenant, role, entities, orgs): ClientRow) -> Result<Client, StoreError> {
     let split = |s: Option<String>| -> Vec<String> {
@@ -177,7 +181,7 @@ impl Store {
     }
 
     async fn find_client(&self, id: &str) -> Result<(Client, String), StoreError> {
-        let row: Option<(String, String, String, Option<String>, Option<String>, String)> =
+        let row: Option<ClientWithHashRow> =
             read_pool!(self, |pool| {
                 sqlx::query_as(
                     "SELECT id, tenant_id, role, entities, orgs, secret_hash FROM clients \
@@ -226,7 +230,7 @@ impl Store {
     /// What a bearer token stands for; `NotFound` if it is unknown or expired (both mean 401).
     pub async fn authenticate(&self, token: &str) -> Result<Principal, StoreError> {
         let now = self.now_ms();
-        let row: Option<(String, String, String, Option<String>, Option<String>, String, i64)> =
+        let row: Option<TokenClientRow> =
             read_pool!(self, |pool| {
                 sqlx::query_as(
                     "SELECT c.id, c.tenant_id, c.role, c.entities, c.orgs, t.grant_type, \

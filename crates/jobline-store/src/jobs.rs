@@ -496,7 +496,7 @@ impl Store {
         });
         let mut jobs: Vec<ClaimedJob> =
             jobs_from_rows(rows)?.into_iter().map(|job| ClaimedJob { job }).collect();
-        jobs.sort_by(|a, b| (a.job.created_at, a.job.id).cmp(&(b.job.created_at, b.job.id)));
+        jobs.sort_by_key(|c| (c.job.created_at, c.job.id));
         Ok(jobs)
     }
 
