@@ -50,7 +50,11 @@ impl Store {
         let rx = self.inner.events.subscribe();
         if let Db::Postgres(pool) = &self.inner.db {
             if !self.inner.listening.swap(true, Ordering::SeqCst) {
-                tokio::spawn(pg_listen(pool.clone(), self.inner.events.clone(), self.inner.clone()));
+                tokio::spawn(pg_listen(
+                    pool.clone(),
+                    self.inner.events.clone(),
+                    self.inner.clone(),
+                ));
             }
         }
         rx
@@ -119,11 +123,7 @@ pub(crate) async fn notify(
     tx: &mut sqlx::PgConnection,
     event: &StoreEvent,
 ) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(event.encode())
-        .execute(tx)
-        .await?;
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(event.encode()).execute(tx).await?;
     Ok(())
 }
 

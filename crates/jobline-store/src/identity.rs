@@ -181,16 +181,15 @@ impl Store {
     }
 
     async fn find_client(&self, id: &str) -> Result<(Client, String), StoreError> {
-        let row: Option<ClientWithHashRow> =
-            read_pool!(self, |pool| {
-                sqlx::query_as(
-                    "SELECT id, tenant_id, role, entities, orgs, secret_hash FROM clients \
+        let row: Option<ClientWithHashRow> = read_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, tenant_id, role, entities, orgs, secret_hash FROM clients \
                      WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-            });
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
         let (id, tenant, role, entities, orgs, hash) = row.ok_or(StoreError::NotFound)?;
         Ok((client_from_row((id, tenant, role, entities, orgs))?, hash))
     }
@@ -230,18 +229,17 @@ impl Store {
     /// What a bearer token stands for; `NotFound` if it is unknown or expired (both mean 401).
     pub async fn authenticate(&self, token: &str) -> Result<Principal, StoreError> {
         let now = self.now_ms();
-        let row: Option<TokenClientRow> =
-            read_pool!(self, |pool| {
-                sqlx::query_as(
-                    "SELECT c.id, c.tenant_id, c.role, c.entities, c.orgs, t.grant_type, \
+        let row: Option<TokenClientRow> = read_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT c.id, c.tenant_id, c.role, c.entities, c.orgs, t.grant_type, \
                      t.expires_at FROM tokens t JOIN clients c ON c.id = t.client_id \
                      WHERE t.hash = $1 AND t.expires_at > $2",
-                )
-                .bind(hash_secret(token))
-                .bind(now)
-                .fetch_optional(pool)
-                .await?
-            });
+            )
+            .bind(hash_secret(token))
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        });
         let (id, tenant, role, entities, orgs, grant, expires) = row.ok_or(StoreError::NotFound)?;
         let grant = match grant.as_str() {
             "implicit" => Grant::Implicit,

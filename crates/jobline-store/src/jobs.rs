@@ -760,8 +760,9 @@ impl Store {
         write_tx!(self, |tx, _pg| {
             check_fence!(tx, fence, now);
             for chunk in errors.chunks(BATCH_ROWS) {
-                let mut qb =
-                    QueryBuilder::new("INSERT INTO job_errors (job_id, row_num, code, message, record) ");
+                let mut qb = QueryBuilder::new(
+                    "INSERT INTO job_errors (job_id, row_num, code, message, record) ",
+                );
                 qb.push_values(chunk, |mut b, e| {
                     b.push_bind(fence.job.to_string())
                         .push_bind(e.row)
@@ -813,13 +814,12 @@ impl Store {
             let mut qb = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE "));
             push_filter!(qb, filter);
             if let Some(after) = after {
-                let exists: Option<(String,)> = sqlx::query_as(
-                    "SELECT id FROM jobs WHERE id = $1 AND tenant_id = $2",
-                )
-                .bind(after.to_string())
-                .bind(filter.tenant.as_str())
-                .fetch_optional(pool)
-                .await?;
+                let exists: Option<(String,)> =
+                    sqlx::query_as("SELECT id FROM jobs WHERE id = $1 AND tenant_id = $2")
+                        .bind(after.to_string())
+                        .bind(filter.tenant.as_str())
+                        .fetch_optional(pool)
+                        .await?;
                 if exists.is_none() {
                     return Err(StoreError::NotFound);
                 }
@@ -879,11 +879,13 @@ impl Store {
     /// A file of a job (the caller has checked the job belongs to the right tenant).
     pub async fn get_file(&self, job: JobId, name: &str) -> Result<JobFile, StoreError> {
         let (content_type, bytes): (String, Vec<u8>) = read_pool!(self, |pool| {
-            sqlx::query_as("SELECT content_type, bytes FROM job_files WHERE job_id = $1 AND name = $2")
-                .bind(job.to_string())
-                .bind(name)
-                .fetch_one(pool)
-                .await?
+            sqlx::query_as(
+                "SELECT content_type, bytes FROM job_files WHERE job_id = $1 AND name = $2",
+            )
+            .bind(job.to_string())
+            .bind(name)
+            .fetch_one(pool)
+            .await?
         });
         Ok(JobFile { name: name.to_owned(), content_type, bytes })
     }

@@ -34,7 +34,9 @@ pub use jobs::{ClaimedJob, Fence, JobFile, JobFilter, JobPage, Page, Rescued};
 
 use jobline_core::Clock;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::ConnectOptions;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -87,7 +89,10 @@ pub(crate) enum Db {
     /// SQLite allows one writer at a time; one write connection (taking the write lock up front
     /// with `BEGIN IMMEDIATE`) turns would-be busy errors into an orderly queue inside the
     /// process, and WAL lets the readers go on meanwhile.
-    Sqlite { write: SqlitePool, read: SqlitePool },
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -178,10 +183,8 @@ impl Store {
                         })?;
                     }
                 }
-                let write = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(opts.clone())
-                    .await?;
+                let write =
+                    SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
                 let read = SqlitePoolOptions::new()
                     .max_connections(config.max_connections.max(1))
                     .connect_with(opts.read_only(false))

@@ -2,7 +2,9 @@
 
 use crate::StoreError;
 use jobline_core::clock::from_millis;
-use jobline_core::{CancelPolicy, Job, JobErrorEntry, JobId, JobState, Progress, QueueKey, TenantId};
+use jobline_core::{
+    CancelPolicy, Job, JobErrorEntry, JobId, JobState, Progress, QueueKey, TenantId,
+};
 
 /// Every column of `jobs`, in the order of [`JOB_COLUMNS`].
 pub(crate) const JOB_COLUMNS: &str = "id, tenant_id, kind, queue, subject, state, attempt, \

@@ -358,7 +358,9 @@ async fn lists_filter_and_page(engine: Engine) {
     for i in 0..7 {
         clock.advance(Duration::from_millis(1));
         let kind = if i % 2 == 0 { RUNNABLE } else { QUEUED_ONLY };
-        ids.push(store.enqueue(job("t1", &format!("q{i}"), kind).with_subject("s")).await.unwrap().id);
+        ids.push(
+            store.enqueue(job("t1", &format!("q{i}"), kind).with_subject("s")).await.unwrap().id,
+        );
     }
     store.enqueue(job("t2", "q", RUNNABLE)).await.unwrap();
     store.request_cancel(&t, ids[0]).await.unwrap();
@@ -427,7 +429,11 @@ async fn input_upload_queues_a_waiting_job(engine: Engine) {
     let t = tenant("t1");
     let j = store.enqueue(job("t1", "q", UPLOAD).awaiting_input()).await.unwrap();
     assert!(store.claim("w", 1, LEASE, 1).await.unwrap().is_empty(), "not claimable yet");
-    let file = JobFile { name: "input".into(), content_type: "text/csv".into(), bytes: b"a\n1\n".to_vec() };
+    let file = JobFile {
+        name: "input".into(),
+        content_type: "text/csv".into(),
+        bytes: b"a\n1\n".to_vec(),
+    };
     let queued = store.submit_input(&t, j.id, file.clone()).await.unwrap();
     assert_eq!(queued.state, JobState::Pending);
     assert!(matches!(
@@ -460,11 +466,18 @@ async fn tokens_authenticate_until_they_expire(engine: Engine) {
     let (_db, store, clock) = setup(engine).await;
     let t = tenant("store1");
     let c = store
-        .create_scoped_client(&t, jobline_core::Role::Admin, None, &["e1".into()], &["o1".into(), "o2".into()])
+        .create_scoped_client(
+            &t,
+            jobline_core::Role::Admin,
+            None,
+            &["e1".into()],
+            &["o1".into(), "o2".into()],
+        )
         .await
         .unwrap();
     let hour = Duration::from_secs(3600);
-    let tok = store.issue_token(&c.client, jobline_store::Grant::ClientCredentials, hour).await.unwrap();
+    let tok =
+        store.issue_token(&c.client, jobline_store::Grant::ClientCredentials, hour).await.unwrap();
     let p = store.authenticate(&tok.token).await.unwrap();
     assert_eq!(p.client, c.client);
     assert_eq!(p.client.orgs, vec!["o1".to_owned(), "o2".to_owned()]);
@@ -472,7 +485,10 @@ async fn tokens_authenticate_until_they_expire(engine: Engine) {
     assert!(matches!(store.authenticate("nope").await, Err(StoreError::NotFound)));
     let imp = store.client_by_id(&c.client.id.to_string()).await.unwrap();
     let itok = store.issue_token(&imp, jobline_store::Grant::Implicit, hour).await.unwrap();
-    assert_eq!(store.authenticate(&itok.token).await.unwrap().grant, jobline_store::Grant::Implicit);
+    assert_eq!(
+        store.authenticate(&itok.token).await.unwrap().grant,
+        jobline_store::Grant::Implicit
+    );
     clock.advance(hour);
     assert!(matches!(store.authenticate(&tok.token).await, Err(StoreError::NotFound)), "expired");
 }
