@@ -73,6 +73,20 @@ impl Fence {
             FenceStage::Cancelling => JobState::Cancelling,
         }
     }
+
+    /// The conditional UPDATE that checks this fence (`$1` now, `$2` job id, `$3` attempt), so
+    /// that writers in other modules of this crate check it exactly as the job writes do.
+    pub(crate) fn check_sql(&self) -> &'static str {
+        match self.stage {
+            FenceStage::Running => FENCE_RUNNING_SQL.as_str(),
+            FenceStage::Cancelling => FENCE_CANCELLING_SQL.as_str(),
+        }
+    }
+
+    /// The attempt, as bound in SQL.
+    pub(crate) fn attempt_param(&self) -> i64 {
+        i64::from(self.attempt)
+    }
 }
 
 /// Which jobs to list.
@@ -940,14 +954,10 @@ impl JobRow {
 /// is not in the fence's state at the fence's attempt.
 macro_rules! check_fence {
     ($tx:ident, $fence:expr, $now:expr) => {{
-        let sql = match $fence.stage {
-            FenceStage::Running => FENCE_RUNNING_SQL.as_str(),
-            FenceStage::Cancelling => FENCE_CANCELLING_SQL.as_str(),
-        };
-        let affected = sqlx::query(sql)
+        let affected = sqlx::query($fence.check_sql())
             .bind($now)
-            .bind($fence.job.to_string())
-            .bind(i64::from($fence.attempt))
+            .bind($fence.job_id().to_string())
+            .bind($fence.attempt_param())
             .execute(&mut *$tx)
             .await?
             .rows_affected();
