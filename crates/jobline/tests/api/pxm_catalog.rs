@@ -65,6 +65,24 @@ async fn products_crud_uniqueness_and_filters(engine: Engine) {
     let (status, body) = api.send(Method::POST, "/pcm/products", Some(wrong_type)).await;
     assert_eq!((status, body["errors"][0]["source"].as_str()), (422, Some("data.attributes.name")));
 
+    // Malformed JSON, a wrong content type, an oversized body: Elastic Path errors, never 500.
+    let raw = |body: Vec<u8>, ct: &str| {
+        app.authed(Method::POST, "/pcm/products", &api.token)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    for (body, ct, want) in [
+        (b"{\"data\": ".to_vec(), "application/json", 400),
+        (b"{}".to_vec(), "text/plain", 415),
+        (vec![b' '; 3 * 1024 * 1024], "application/json", 413),
+    ] {
+        let r = raw(body, ct).await.unwrap();
+        assert_eq!(r.status().as_u16(), want);
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["errors"][0]["status"], want.to_string());
+    }
+
     // Partial update keeps what was not given.
     let upd = json!({"data": {"type": "product", "attributes": {"name": "Tee"}}});
     let p = api.ok(Method::PUT, &format!("/pcm/products/{id}"), Some(upd), 200).await;
