@@ -24,6 +24,13 @@ pub enum StoreError {
         /// The violated constraint or index.
         constraint: String,
     },
+    /// An exclusive enqueue was refused: another job on the same subject is still pending or
+    /// running (Promotions allow one such job per promotion, vendor-apis.md B.5).
+    #[error("subject busy: job {active} is still active")]
+    SubjectBusy {
+        /// The job that holds the subject.
+        active: jobline_core::JobId,
+    },
     /// A stored value could not be read back (a bug or a hand-edited database).
     #[error("corrupt row: {0}")]
     Corrupt(String),

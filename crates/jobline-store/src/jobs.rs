@@ -67,6 +67,16 @@ impl Fence {
         self.job
     }
 
+    /// The guard statement of this fence and its binds (`$1` now, `$2` job id, `$3` attempt),
+    /// for fenced writes made by other modules of this crate inside their own transaction.
+    pub(crate) fn guard(&self) -> (&'static str, String, i64) {
+        let sql = match self.stage {
+            FenceStage::Running => FENCE_RUNNING_SQL.as_str(),
+            FenceStage::Cancelling => FENCE_CANCELLING_SQL.as_str(),
+        };
+        (sql, self.job.to_string(), i64::from(self.attempt))
+    }
+
     fn state(&self) -> JobState {
         match self.stage {
             FenceStage::Running => JobState::Running,
@@ -166,7 +176,7 @@ fn ms(d: Duration) -> i64 {
 /// Rows per multi-row INSERT: far below SQLite's 32,766 bound variables.
 const BATCH_ROWS: usize = 500;
 
-static INSERT_JOB_SQL: LazyLock<String> = LazyLock::new(|| {
+pub(crate) static INSERT_JOB_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO jobs (id, tenant_id, kind, queue, subject, state, max_attempts, cancel_mask, \
          payload, x_request_id, created_by, available_at, created_at, updated_at) \
