@@ -8,4 +8,5 @@
 mod cli;
 mod engine;
 mod helpers;
+mod promotions;
 mod pxm;
