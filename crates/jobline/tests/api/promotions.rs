@@ -381,6 +381,40 @@ async fn cancel_of_processing_promotion_job_goes_cancelling_then_cancelled(engin
     assert_eq!(ep_error(r, 422).await["detail"], CANCEL_REFUSED);
 }
 
+/// A cancel sent to another process (an API-only node on the same PostgreSQL database) reaches
+/// the worker holding the job, which stops, deletes its codes and ends `cancelled`. The
+/// breakpoint is never released: the cancel alone must unblock the handler.
+async fn cancel_through_another_process_stops_the_running_job(engine: Engine) {
+    let a = Promo::spawn(engine).await;
+    let node = a.app.spawn_api_node().await;
+    let token = node.ep_token(&node.admin).await;
+    let b = Promo { app: node, token };
+    let pid = a.promotion(Some(100_000)).await;
+    let bp = a.app.breakpoints.arm(GENERATE_BATCH_BREAKPOINT);
+    let job = a.generate(&pid, json!({"number_of_codes": 20_000})).await;
+    let id = job["id"].as_str().unwrap();
+    tokio::time::timeout(WITHIN, bp.reached()).await.expect("the job reaches its first batch");
+    let made = b.codes(&pid).await.len();
+
+    let r = b.cancel("promotions", &pid, id).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["data"]["status"], "cancelling");
+    let done = b.until(&pid, id, "cancelled").await;
+    assert_eq!(done["result"], json!({"generated": made, "deleted": made}));
+    assert!(b.codes(&pid).await.is_empty());
+}
+
+/// Tests that need several processes on one database: PostgreSQL only (SQLite is one node).
+mod postgres_only {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancel_through_another_process_stops_the_running_job() {
+        super::cancel_through_another_process_stops_the_running_job(
+            jobline_testkit::Engine::Postgres,
+        )
+        .await
+    }
+}
+
 on_both_engines!(
     promotions_and_codes_by_hand,
     generated_codes_are_unique_and_export_downloads_without_a_token,
