@@ -12,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod job;
 pub mod kinds;
+pub mod promo;
 
 pub use catalog::{
     parse_ep_filter, BuildRules, CommodityType, FilterClause, FilterOp, Hierarchy, HierarchyId,

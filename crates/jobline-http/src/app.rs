@@ -58,8 +58,12 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let routes =
         Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
-    // Mount dialects here: `.merge(promotions::routes()).merge(zuora::routes())`.
-    let routes = routes.merge(crate::ep::routes()).merge(crate::pxm::routes());
+    // Mount dialects here: `.merge(zuora::routes())`.
+    let routes = routes
+        .merge(crate::ep::routes())
+        .merge(crate::pxm::routes())
+        .merge(crate::promotions::routes())
+        .merge(crate::files::routes());
     with_shared_middleware(routes.with_state(state))
 }
 

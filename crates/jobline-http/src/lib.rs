@@ -10,7 +10,9 @@
 
 pub mod app;
 pub mod ep;
+pub mod files;
 mod health;
+pub mod promotions;
 pub mod pxm;
 pub mod request_id;
 

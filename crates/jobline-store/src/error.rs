@@ -29,6 +29,13 @@ pub enum StoreError {
     /// URL compatible. Each error names its field; nothing was written.
     #[error("{}", join(.0))]
     Invalid(Vec<ValidationError>),
+    /// An exclusive enqueue was refused: another job on the same subject is still pending or
+    /// running (Promotions allow one such job per promotion, vendor-apis.md B.5).
+    #[error("subject busy: job {active} is still active")]
+    SubjectBusy {
+        /// The job that holds the subject.
+        active: jobline_core::JobId,
+    },
     /// A stored value could not be read back (a bug or a hand-edited database).
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -21,6 +21,7 @@ mod error;
 mod events;
 mod identity;
 mod jobs;
+mod promotions;
 mod rows;
 
 pub use catalog::{
@@ -31,6 +32,9 @@ pub use error::StoreError;
 pub use events::StoreEvent;
 pub use identity::{hash_secret, random_token, Client, Grant, IssuedToken, NewClient, Principal};
 pub use jobs::{ClaimedJob, Fence, JobFile, JobFilter, JobPage, Page, Rescued};
+pub use promotions::{
+    CodeSpec, CodesInserted, NewPromotion, Promotion, PromotionCode, PromotionUpdate,
+};
 
 use jobline_core::Clock;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

@@ -10,6 +10,8 @@ pub mod params;
 use crate::app::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use error::EpError;
@@ -69,4 +71,25 @@ pub async fn not_found() -> EpError {
 /// Fallback for a known path with the wrong method: 405 in Elastic Path's shape.
 pub async fn method_not_allowed() -> EpError {
     EpError::MethodNotAllowed
+}
+
+/// A 201 answer carrying `T` (success codes live here, beside the error table, so dialect
+/// handlers never name a status code).
+#[derive(Debug)]
+pub struct Created<T>(pub T);
+
+impl<T: IntoResponse> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        (StatusCode::CREATED, self.0).into_response()
+    }
+}
+
+/// A 204 answer with no body (a delete).
+#[derive(Debug, Clone, Copy)]
+pub struct NoContent;
+
+impl IntoResponse for NoContent {
+    fn into_response(self) -> Response {
+        StatusCode::NO_CONTENT.into_response()
+    }
 }

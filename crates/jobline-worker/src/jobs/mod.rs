@@ -3,6 +3,7 @@
 //! API.
 
 pub mod noop;
+pub mod promotions;
 pub mod sleep;
 
 use crate::handler::Registry;
@@ -10,4 +11,9 @@ use crate::handler::Registry;
 /// The engine's built-in kinds.
 pub fn engine_kinds(registry: Registry) -> Registry {
     registry.with(noop::Noop).with(sleep::Sleep)
+}
+
+/// The Elastic Path Promotions kinds (`code_generate`, `code_export`).
+pub fn promotions_kinds(registry: Registry) -> Registry {
+    registry.with(promotions::CodeGenerate).with(promotions::CodeExport)
 }

@@ -35,19 +35,30 @@ pub(crate) struct TestApp {
     pub(crate) breakpoints: jobline_worker::Breakpoints,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
-    db: TestDb,
+    /// Shared by every node of the test; the database is dropped with the last of them.
+    db: Arc<TestDb>,
 }
 
 impl TestApp {
     /// Starts the app on a fresh `engine` database, with a worker runtime tuned to react within
     /// a fraction of a second.
     pub(crate) async fn spawn(engine: Engine) -> Self {
-        let db = TestDb::new(engine).await;
+        Self::spawn_on(Arc::new(TestDb::new(engine).await), true, None).await
+    }
+
+    /// A second process on this app's database serving the API only (no worker), as another
+    /// node of a PostgreSQL deployment would; it knows the same admin client.
+    #[allow(dead_code)] // used by the PostgreSQL-only cross-process tests
+    pub(crate) async fn spawn_api_node(&self) -> Self {
+        Self::spawn_on(self.db.clone(), false, Some(self.admin.clone())).await
+    }
+
+    async fn spawn_on(db: Arc<TestDb>, worker: bool, admin: Option<NewClient>) -> Self {
         // Bound before anything is spawned: connections queue until the app serves them.
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a random port");
         let mut config = Config::new(&db.url);
         config.store.max_connections = 4;
-        config.worker = Some(RuntimeConfig {
+        config.worker = worker.then(|| RuntimeConfig {
             slots: 2,
             lease: Duration::from_secs(5),
             heartbeat: Duration::from_millis(200),
@@ -67,9 +78,11 @@ impl TestApp {
         .expect("build the app");
         let address = format!("http://{}", app.local_addr());
         let store = app.store().clone();
-        let admin =
-            app.bootstrap_client().cloned().expect("an empty database gets an admin client");
-        let breakpoints = app.breakpoints().cloned().expect("the test app runs a worker");
+        let admin = admin
+            .or_else(|| app.bootstrap_client().cloned())
+            .expect("an empty database gets an admin client");
+        // An API-only node has no handlers to hold; its pause points are never passed.
+        let breakpoints = app.breakpoints().cloned().unwrap_or_default();
         let server = tokio::spawn(app.run_until_stopped());
         Self {
             address,

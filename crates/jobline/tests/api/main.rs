@@ -8,5 +8,6 @@
 mod cli;
 mod engine;
 mod helpers;
+mod promotions;
 mod pxm;
 mod pxm_catalog;

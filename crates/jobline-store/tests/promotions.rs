@@ -1,0 +1,193 @@
+//! The store contract for promotions, their codes, the one-active-job-per-promotion rule and the
+//! shared signing key, run against SQLite and PostgreSQL (each test on a fresh database).
+
+use jobline_core::{kinds, FakeClock, JobState, NewJob, TenantId};
+use jobline_store::{CodeSpec, NewPromotion, PromotionUpdate, Store, StoreError};
+use jobline_testkit::{on_both_engines, Engine, TestDb};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Barrier;
+
+const LEASE: Duration = Duration::from_secs(10);
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
+async fn setup(engine: Engine) -> (TestDb, Store, FakeClock) {
+    let db = TestDb::new(engine).await;
+    let (store, clock) = db.store().await;
+    (db, store, clock)
+}
+
+fn new_promotion(t: &str, name: &str) -> NewPromotion {
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("promotion_type".into(), "fixed_discount".into());
+    NewPromotion {
+        tenant: tenant(t),
+        name: name.into(),
+        description: None,
+        max_codes: None,
+        attributes,
+    }
+}
+
+fn generate_job(t: &str, promotion: &str) -> NewJob {
+    let t = tenant(t);
+    let q = kinds::promotions::queue(&t);
+    NewJob::new(t, kinds::promotions::CODE_GENERATE, q, serde_json::json!({}))
+        .with_subject(promotion)
+}
+
+fn codes(names: &[&str]) -> Vec<CodeSpec> {
+    names
+        .iter()
+        .map(|c| CodeSpec {
+            code: (*c).to_owned(),
+            max_uses: Some(1),
+            consume_unit: Some("per_cart".into()),
+        })
+        .collect()
+}
+
+async fn promotions_are_scoped_to_their_store(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let p1 = store.create_promotion(new_promotion("s1", "first")).await.unwrap();
+    clock.advance(Duration::from_millis(1));
+    let p2 = store.create_promotion(new_promotion("s1", "second")).await.unwrap();
+    store.create_promotion(new_promotion("s2", "other store")).await.unwrap();
+    assert_eq!(p1.max_codes, 1000, "the default limit");
+    assert_eq!(p1.attributes["promotion_type"], "fixed_discount");
+
+    let (list, total) = store.list_promotions(&tenant("s1"), 0, 10).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(list.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["second", "first"]);
+    assert!(matches!(store.get_promotion(&tenant("s2"), &p1.id).await, Err(StoreError::NotFound)));
+
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("enabled".into(), true.into());
+    attributes.insert("promotion_type".into(), serde_json::Value::Null);
+    let update = PromotionUpdate { max_codes: Some(5000), attributes, ..Default::default() };
+    let p1 = store.update_promotion(&tenant("s1"), &p1.id, update.clone()).await.unwrap();
+    assert_eq!((p1.name.as_str(), p1.max_codes), ("first", 5000));
+    assert_eq!(p1.attributes, serde_json::json!({"enabled": true}).as_object().unwrap().clone());
+    let other = store.update_promotion(&tenant("s2"), &p2.id, update).await;
+    assert!(matches!(other, Err(StoreError::NotFound)));
+
+    store.add_codes(&tenant("s1"), &p2.id, &codes(&["a"])).await.unwrap();
+    assert!(matches!(
+        store.delete_promotion(&tenant("s2"), &p2.id).await,
+        Err(StoreError::NotFound)
+    ));
+    store.delete_promotion(&tenant("s1"), &p2.id).await.unwrap();
+    assert_eq!(store.count_codes(&p2.id).await.unwrap(), 0, "codes go with their promotion");
+    assert!(matches!(store.get_promotion(&tenant("s1"), &p2.id).await, Err(StoreError::NotFound)));
+}
+
+async fn one_unfinished_job_per_promotion(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let p = store.create_promotion(new_promotion("s1", "p")).await.unwrap();
+    let q = store.create_promotion(new_promotion("s1", "q")).await.unwrap();
+    let first = store.enqueue_exclusive(generate_job("s1", &p.id)).await.unwrap();
+    let refused = store.enqueue_exclusive(generate_job("s1", &p.id)).await;
+    assert!(
+        matches!(refused, Err(StoreError::SubjectBusy { active }) if active == first.id),
+        "{refused:?}"
+    );
+    store.enqueue_exclusive(generate_job("s1", &q.id)).await.expect("another promotion is free");
+
+    // Running and cancelling still hold the promotion; a finished job frees it.
+    let claimed = store.claim("w1", 1, LEASE, 1).await.unwrap();
+    assert_eq!(claimed[0].job().id, first.id);
+    assert!(store.enqueue_exclusive(generate_job("s1", &p.id)).await.is_err());
+    let cancelling = store.request_cancel(&tenant("s1"), first.id).await.unwrap();
+    assert_eq!(cancelling.state, JobState::Cancelling);
+    assert!(store.enqueue_exclusive(generate_job("s1", &p.id)).await.is_err());
+    store.finish_cancel(&claimed[0], None).await.unwrap();
+    store.enqueue_exclusive(generate_job("s1", &p.id)).await.expect("free once cancelled");
+}
+
+async fn concurrent_creates_for_one_promotion_have_one_winner(engine: Engine) {
+    let (db, store, _clock) = setup(engine).await;
+    let p = store.create_promotion(new_promotion("s1", "p")).await.unwrap();
+    // Separate pools, as two processes would have.
+    let other = db.store_with_clock(Arc::new(FakeClock::at_default())).await;
+    let barrier = Arc::new(Barrier::new(2));
+    let race = |s: Store| {
+        let barrier = barrier.clone();
+        let id = p.id.clone();
+        tokio::spawn(async move {
+            barrier.wait().await;
+            s.enqueue_exclusive(generate_job("s1", &id)).await
+        })
+    };
+    let (a, b) = (race(store.clone()), race(other));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    assert_eq!(a.is_ok() as u8 + b.is_ok() as u8, 1, "{a:?} {b:?}");
+    assert!(matches!(a.err().or(b.err()), Some(StoreError::SubjectBusy { .. })));
+}
+
+async fn job_code_writes_are_fenced_and_undone_exactly(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let p = store.create_promotion(new_promotion("s1", "p")).await.unwrap();
+    store.add_codes(&tenant("s1"), &p.id, &codes(&["by-hand"])).await.unwrap();
+    let job = store.enqueue_exclusive(generate_job("s1", &p.id)).await.unwrap();
+    let claimed = store.claim("w1", 1, LEASE, 1).await.unwrap().pop().unwrap();
+
+    let wrote = store.insert_codes(claimed.fence(), &p.id, &codes(&["a", "b", "by-hand"])).await;
+    assert_eq!((wrote.as_ref().unwrap().inserted, wrote.unwrap().duplicates), (2, 1));
+    assert_eq!(store.count_codes(&p.id).await.unwrap(), 3);
+    assert_eq!(store.count_codes_of_job(job.id).await.unwrap(), 2);
+
+    store.request_cancel(&tenant("s1"), job.id).await.unwrap();
+    let late = store.insert_codes(claimed.fence(), &p.id, &codes(&["c"])).await;
+    assert!(matches!(late, Err(StoreError::Fenced)), "no writes after a cancel request");
+    assert_eq!(store.delete_codes_of_job(claimed.undo_fence()).await.unwrap(), 2);
+    let (left, total) = store.list_codes(&tenant("s1"), &p.id, 0, 10).await.unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(left[0].code, "by-hand", "codes added by hand are not the job's to delete");
+    assert_eq!(left[0].created_by_job, None);
+    store.finish_cancel(&claimed, None).await.unwrap();
+    let stale = store.delete_codes_of_job(claimed.undo_fence()).await;
+    assert!(matches!(stale, Err(StoreError::Fenced)), "the undo fence ends with the cancel");
+}
+
+async fn codes_page_and_delete_by_hand(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let p = store.create_promotion(new_promotion("s1", "p")).await.unwrap();
+    for c in ["c1", "c2", "c3"] {
+        store.add_codes(&tenant("s1"), &p.id, &codes(&[c])).await.unwrap();
+        clock.advance(Duration::from_millis(1));
+    }
+    let (page, total) = store.list_codes(&tenant("s1"), &p.id, 1, 1).await.unwrap();
+    assert_eq!((page[0].code.as_str(), total), ("c2", 3));
+    assert_eq!(page[0].max_uses, Some(1));
+    assert_eq!(page[0].consume_unit.as_deref(), Some("per_cart"));
+    assert!(matches!(
+        store.list_codes(&tenant("s2"), &p.id, 0, 1).await,
+        Err(StoreError::NotFound)
+    ));
+    let gone = store.delete_codes(&tenant("s1"), &p.id, Some(&["c1".into(), "zz".into()])).await;
+    assert_eq!(gone.unwrap(), 1);
+    assert_eq!(store.delete_codes(&tenant("s1"), &p.id, None).await.unwrap(), 2);
+    assert_eq!(store.count_codes(&p.id).await.unwrap(), 0);
+}
+
+async fn the_signing_key_is_made_once_and_shared(engine: Engine) {
+    let (db, store, _clock) = setup(engine).await;
+    let other = db.store_with_clock(Arc::new(FakeClock::at_default())).await;
+    let (a, b) = tokio::join!(store.signing_key(), other.signing_key());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.len() >= 32);
+    assert_eq!(a, b, "every node signs with the same key");
+    assert_eq!(store.signing_key().await.unwrap(), a, "and it stays");
+}
+
+on_both_engines!(
+    promotions_are_scoped_to_their_store,
+    one_unfinished_job_per_promotion,
+    concurrent_creates_for_one_promotion_have_one_winner,
+    job_code_writes_are_fenced_and_undone_exactly,
+    codes_page_and_delete_by_hand,
+    the_signing_key_is_made_once_and_shared,
+);
