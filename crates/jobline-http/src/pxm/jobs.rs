@@ -5,10 +5,11 @@ use crate::app::AppState;
 use crate::ep::auth::EpAdmin;
 use crate::ep::error::EpError;
 use crate::ep::params::{links_and_meta, ListQuery};
+use crate::files::signed_url;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::Json;
-use jobline_core::{kinds, Job, JobId};
+use jobline_core::{kinds, Job, JobId, JobState};
 use jobline_store::{JobFilter, Page, StoreError};
 
 /// Loads a PXM job of the caller's store; anything else (unknown, malformed id, another
@@ -22,9 +23,9 @@ pub(crate) async fn load(app: &AppState, caller: &EpAdmin, id: &str) -> Result<J
     }
 }
 
-/// Renders a job with the meta its kind recorded: the export `filter` from its payload, and
-/// whatever its result put under `meta` (`file_locations`, `copied_from`, `hierarchy_id`).
-pub(crate) fn render(job: &Job) -> PimJob {
+/// The meta a job's kind recorded: the export `filter` from its payload, and whatever its
+/// result put under `meta` (`copied_from`, `hierarchy_id`).
+fn recorded_meta(job: &Job) -> serde_json::Map<String, serde_json::Value> {
     let mut meta = serde_json::Map::new();
     if let Some(filter) = job.payload.get("filter") {
         meta.insert("filter".into(), filter.clone());
@@ -32,7 +33,45 @@ pub(crate) fn render(job: &Job) -> PimJob {
     if let Some(serde_json::Value::Object(m)) = job.result.as_ref().and_then(|r| r.get("meta")) {
         meta.extend(m.clone());
     }
+    meta
+}
+
+/// Renders a job without file links (a job just created or cancelled has none, so an
+/// export's `meta.file_locations` is `null`).
+pub(crate) fn render(job: &Job) -> PimJob {
+    let mut meta = recorded_meta(job);
+    if job.kind == kinds::pxm::PRODUCT_EXPORT.name {
+        meta.insert("file_locations".into(), serde_json::Value::Null);
+    }
     PimJob::new(job, meta)
+}
+
+/// Renders a job with everything, including an export's `meta.file_locations`: signed,
+/// expiring download URLs served by jobline (DECISIONS.md), made fresh on every read; `null`
+/// until the export succeeded, `[]` if it exported nothing.
+pub(crate) async fn render_full(
+    app: &AppState,
+    headers: &HeaderMap,
+    job: &Job,
+) -> Result<PimJob, EpError> {
+    let mut meta = recorded_meta(job);
+    if job.kind == kinds::pxm::PRODUCT_EXPORT.name {
+        let files = job.result.as_ref().and_then(|r| r.get("files")).and_then(|f| f.as_array());
+        let locations = match (job.state, files) {
+            (JobState::Succeeded, Some(files)) => {
+                let mut urls = Vec::with_capacity(files.len());
+                for name in files.iter().filter_map(|f| f.as_str()) {
+                    urls.push(serde_json::Value::from(
+                        signed_url(app, headers, job.id, name).await?,
+                    ));
+                }
+                serde_json::Value::Array(urls)
+            }
+            _ => serde_json::Value::Null,
+        };
+        meta.insert("file_locations".into(), locations);
+    }
+    Ok(PimJob::new(job, meta))
 }
 
 /// `GET /pcm/jobs`: newest first, paged, `filter=eq(status,…)` / `eq(type,…)`.
@@ -60,7 +99,11 @@ pub async fn list(
     };
     let (jobs, total) = page.map_or((Vec::new(), 0), |p| (p.jobs, p.total.unwrap_or(0)));
     let (links, meta) = links_and_meta(&headers, "/pcm/jobs", &q, total);
-    Ok(Json(JobList { data: jobs.iter().map(render).collect(), links, meta }))
+    let mut data = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        data.push(render_full(&app, &headers, job).await?);
+    }
+    Ok(Json(JobList { data, links, meta }))
 }
 
 /// `GET /pcm/jobs/{id}`.
@@ -68,9 +111,10 @@ pub async fn get_one(
     State(app): State<AppState>,
     caller: EpAdmin,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<JobDocument>, EpError> {
     let job = load(&app, &caller, &id).await?;
-    Ok(Json(JobDocument { data: render(&job) }))
+    Ok(Json(JobDocument { data: render_full(&app, &headers, &job).await? }))
 }
 
 /// `GET /pcm/jobs/{id}/errors`: the job's errors in the order recorded, paged.
@@ -121,7 +165,6 @@ fn cancel_refused(err: StoreError) -> EpError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobline_core::JobState;
 
     #[test]
     fn refused_cancels_name_the_pxm_status() {
