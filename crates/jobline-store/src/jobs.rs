@@ -67,16 +67,6 @@ impl Fence {
         self.job
     }
 
-    /// The guard statement of this fence and its binds (`$1` now, `$2` job id, `$3` attempt),
-    /// for fenced writes made by other modules of this crate inside their own transaction.
-    pub(crate) fn guard(&self) -> (&'static str, String, i64) {
-        let sql = match self.stage {
-            FenceStage::Running => FENCE_RUNNING_SQL.as_str(),
-            FenceStage::Cancelling => FENCE_CANCELLING_SQL.as_str(),
-        };
-        (sql, self.job.to_string(), i64::from(self.attempt))
-    }
-
     fn state(&self) -> JobState {
         match self.stage {
             FenceStage::Running => JobState::Running,

@@ -7,7 +7,7 @@
 //! first checks the job's [`Fence`]. "One pending or processing job per promotion" is decided
 //! inside one transaction ([`Store::enqueue_exclusive`]), never by a read in the caller.
 
-use crate::jobs::{insert_jobs, notify_any, pg_notify};
+use crate::jobs::{check_fence, insert_jobs, notify_any, pg_notify};
 use crate::rows::{parse_json, state_list, JobRow};
 use crate::{read_pool, write_tx, Fence, Store, StoreError, StoreEvent};
 use chrono::{DateTime, Utc};
@@ -181,23 +181,6 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// Checks a fence inside an open write transaction, returning `Fenced` (which rolls the
-/// transaction back) if the job is no longer where the writer thinks it is.
-macro_rules! fenced {
-    ($tx:ident, $fence:expr, $now:expr) => {{
-        let (sql, id, attempt) = $fence.guard();
-        let affected = sqlx::query(sql)
-            .bind($now)
-            .bind(id)
-            .bind(attempt)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected();
-        if affected == 0 {
-            return Err(StoreError::Fenced);
-        }
-    }};
-}
 
 /// Fails with `NotFound` unless promotion `$id` belongs to `$tenant` (inside a transaction).
 macro_rules! own_promotion {
@@ -443,7 +426,7 @@ impl Store {
         let now = self.now_ms();
         let job = fence.job_id().to_string();
         let inserted = write_tx!(self, |tx, _pg| {
-            fenced!(tx, fence, now);
+            check_fence!(tx, fence, now);
             insert_codes_in!(tx, promotion, Some(job.as_str()), codes, now)
         });
         Ok(CodesInserted { inserted, duplicates: codes.len() as u64 - inserted })
@@ -470,7 +453,7 @@ impl Store {
     pub async fn delete_codes_of_job(&self, fence: Fence) -> Result<u64, StoreError> {
         let now = self.now_ms();
         let deleted = write_tx!(self, |tx, _pg| {
-            fenced!(tx, fence, now);
+            check_fence!(tx, fence, now);
             sqlx::query("DELETE FROM promotion_codes WHERE created_by_job = $1")
                 .bind(fence.job_id().to_string())
                 .execute(&mut *tx)
