@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod job;
 pub mod kinds;
+pub mod zuora;
 
 #[cfg(any(test, feature = "test-util"))]
 pub use clock::FakeClock;

@@ -17,11 +17,15 @@ mod events;
 mod identity;
 mod jobs;
 mod rows;
+mod zuora;
 
 pub use error::StoreError;
 pub use events::StoreEvent;
 pub use identity::{hash_secret, random_token, Client, Grant, IssuedToken, NewClient, Principal};
 pub use jobs::{ClaimedJob, Fence, JobFile, JobFilter, JobPage, Page, Rescued};
+pub use zuora::{
+    Partial, RecordOp, RecordOutcome, RecordWriteError, StoredDefinition, StoredResponse,
+};
 
 use jobline_core::Clock;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
