@@ -299,6 +299,47 @@ impl ObjectSchema {
         }
     }
 
+    /// Checks the fields of a partial update (a merge patch, an update row): like
+    /// [`validate`](Self::validate) but only the fields given, and a `null` (which removes the
+    /// field) is refused on a required field. Nulls are kept so the store removes the field.
+    pub fn validate_update(
+        &self,
+        input: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, Vec<FieldError>> {
+        let mut out = Map::new();
+        let mut errors = Vec::new();
+        for (field, value) in input {
+            if SYSTEM_FIELDS.contains(&field.as_str()) || field == "type" {
+                continue;
+            }
+            let Some(ty) = self.fields.get(field) else {
+                errors.push(FieldError::new(
+                    codes::UNKNOWN_FIELD,
+                    format!("Field [{field}] is not defined."),
+                ));
+                continue;
+            };
+            let checked = if value.is_null() && self.required.contains(field) {
+                Err(FieldError::new(codes::MISSING_FIELD, format!("Field [{field}] is required.")))
+            } else if value.is_null() {
+                Ok(())
+            } else {
+                check_value(field, ty, value)
+            };
+            match checked {
+                Ok(()) => {
+                    out.insert(field.clone(), value.clone());
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    }
+
     /// Turns a CSV cell into the JSON value its field takes (an empty cell is null). A cell
     /// that does not parse stays a string, so [`validate`](Self::validate) reports it in the
     /// same words as a JSON request with the wrong type.

@@ -1,13 +1,20 @@
-//! Concrete job handlers. Each dialect's kinds get a module here; the engine's own kinds
+//! Concrete job handlers. Each dialect's kinds get a module here (`zuora`: custom object bulk
+//! jobs); the engine's own kinds
 //! (`engine/noop`, `engine/sleep`) serve tests and benchmarks and are not exposed on any vendor
 //! API.
 
 pub mod noop;
 pub mod sleep;
+pub mod zuora;
 
 use crate::handler::Registry;
 
 /// The engine's built-in kinds.
 pub fn engine_kinds(registry: Registry) -> Registry {
     registry.with(noop::Noop).with(sleep::Sleep)
+}
+
+/// The Zuora dialect's kinds.
+pub fn zuora_kinds(registry: Registry) -> Registry {
+    registry.with(zuora::ZuoraBulk)
 }
