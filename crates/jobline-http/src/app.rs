@@ -59,7 +59,10 @@ pub fn app(state: AppState) -> Router {
     let routes =
         Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
     // Mount dialects here: `.merge(promotions::routes()).merge(zuora::routes())`.
-    let routes = routes.merge(crate::ep::routes()).merge(crate::pxm::routes());
+    let routes = routes
+        .merge(crate::ep::routes())
+        .merge(crate::pxm::routes())
+        .merge(crate::zuora::routes(state.clone()));
     with_shared_middleware(routes.with_state(state))
 }
 

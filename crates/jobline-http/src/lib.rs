@@ -13,6 +13,7 @@ pub mod ep;
 mod health;
 pub mod pxm;
 pub mod request_id;
+pub mod zuora;
 
 pub use app::{app, AppState};
 pub use request_id::{RequestId, X_REQUEST_ID};
