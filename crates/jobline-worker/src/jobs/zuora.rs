@@ -126,6 +126,7 @@ impl JobHandler for ZuoraBulk {
         ctx.progress(done, Some(total)).await?;
         for batch in rows[resume..].chunks(BATCH) {
             ctx.checkpoint()?;
+            ctx.breakpoint("zuora/bulk:batch").await;
             let (good, errors): (Vec<&Row>, Vec<&Row>) = batch.iter().partition(|r| r.op.is_ok());
             let ops: Vec<RecordOp> = good.iter().filter_map(|r| r.op.clone().ok()).collect();
             let outcomes = ctx

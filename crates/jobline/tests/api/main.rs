@@ -9,3 +9,4 @@ mod cli;
 mod engine;
 mod helpers;
 mod pxm;
+mod zuora;
