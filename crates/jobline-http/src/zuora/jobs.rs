@@ -13,7 +13,7 @@ use super::headers::ZuoraCaller;
 use super::{page_size, query_pairs, ZuoraJson};
 use crate::app::AppState;
 use crate::request_id::RequestId;
-use axum::body::Bytes;
+use axum::body::{to_bytes, Body};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Uri};
 use axum::Json;
@@ -26,6 +26,8 @@ use serde_json::{json, Value};
 pub const MAX_ACTIVE_JOBS: u64 = 5;
 /// Largest upload (C.6).
 pub const MAX_FILE_BYTES: usize = 15 * 1024 * 1024;
+/// Room for a multipart envelope around a file of [`MAX_FILE_BYTES`].
+const MULTIPART_SLACK: usize = 64 * 1024;
 
 /// Loads a bulk job of the caller's tenant; an unknown, malformed, foreign or non-Zuora id is
 /// the same 404.
@@ -181,9 +183,15 @@ pub async fn upload(
     caller: ZuoraCaller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<BulkJob>, ZuoraError> {
     let job = load(&app, &caller, &id).await?;
+    // Read by hand rather than through `Bytes`, so an oversized body gets Zuora's 413 and not
+    // axum's plain-text one; a multipart envelope may add a little to the file itself.
+    let too_large = || {
+        ZuoraError::new(Kind::TooLarge, error::FILE_TOO_LARGE, "The file exceeds the 15 MB limit.")
+    };
+    let body = to_bytes(body, MAX_FILE_BYTES + MULTIPART_SLACK).await.map_err(|_| too_large())?;
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let bytes = if content_type.starts_with("multipart/form-data") {

@@ -582,7 +582,46 @@ async fn the_sixth_active_job_is_refused_and_lists_page_newest_first(engine: Eng
     .await;
 }
 
+async fn uploads_take_multipart_once_and_refuse_files_over_15_mb(engine: Engine) {
+    let (app, token) = setup(engine).await;
+    define_vehicle(&app, &token).await;
+    let create = json!({"namespace": "default", "object": "vehicle", "operation": "create"});
+    let big = create_job(&app, &token, create.clone()).await;
+    let big_id = big["Id"].as_str().unwrap();
+    let mut huge = String::from("vin__c\n");
+    huge.push_str(&"x".repeat(15 * 1024 * 1024));
+    let r = upload(&app, &token, big_id, &huge).await;
+    zuora_error(r, 413, 71013670).await;
+    let still =
+        ok(call(&app, &token, Method::GET, &format!("/objects/jobs/{big_id}"), None).await).await;
+    assert_eq!(still["status"], "pending", "a refused upload leaves the job waiting");
+
+    let job = create_job(&app, &token, create).await;
+    let id = job["Id"].as_str().unwrap();
+    let body = "--b0\r\nContent-Disposition: form-data; name=\"file\"; filename=\"v.csv\"\r\n\
+                Content-Type: text/csv\r\n\r\nvin__c,year__c\nM1,2001\n\r\n--b0--\r\n";
+    let r = app
+        .authed(Method::POST, &format!("/objects/jobs/{id}/files"), &token)
+        .header("content-type", "multipart/form-data; boundary=b0")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    ok(r).await;
+    let done = finished(&app, &token, id).await;
+    assert_eq!(
+        (done["status"].clone(), done["recordsProcessed"].clone()),
+        (json!("completed"), json!(1))
+    );
+    assert_eq!(records(&app, &token, "?q=vin__c:M1").await.len(), 1);
+    let delete = json!({"namespace": "default", "object": "vehicle", "operation": "delete"});
+    let del = create_job(&app, &token, delete).await;
+    let r = upload(&app, &token, del["Id"].as_str().unwrap(), "vin__c\nX\n").await;
+    zuora_error(r, 400, 71013620).await;
+}
+
 on_both_engines!(
+    uploads_take_multipart_once_and_refuse_files_over_15_mb,
     token_endpoint_and_headers_follow_zuora,
     entity_and_org_headers_follow_the_client_scopes,
     retries_with_an_idempotency_key_do_nothing_twice,
