@@ -282,10 +282,9 @@ impl ObjectSchema {
             }
         }
         for field in &self.required {
-            if !SYSTEM_FIELDS.contains(&field.as_str())
-                && !out.contains_key(field)
-                && !errors.iter().any(|e| e.message.contains(&format!("[{field}]")))
-            {
+            // A required field that was sent but broke a type rule is reported once, for that.
+            let sent = input.get(field).is_some_and(|v| !v.is_null());
+            if !SYSTEM_FIELDS.contains(&field.as_str()) && !out.contains_key(field) && !sent {
                 errors.push(FieldError::new(
                     codes::MISSING_FIELD,
                     format!("Field [{field}] is required."),

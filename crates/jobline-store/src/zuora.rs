@@ -449,7 +449,7 @@ impl Store {
         record(row)
     }
 
-    /// Every record of `object`, by id (callers filter and page in Rust).
+    /// Every record of `object`, ordered by the id's text (callers filter and page in Rust).
     pub async fn zuora_records(
         &self,
         tenant: &TenantId,
@@ -465,7 +465,11 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        rows.into_iter().map(record).collect()
+        let mut records = rows.into_iter().map(record).collect::<Result<Vec<_>, _>>()?;
+        // Byte order of the id text on both engines: PostgreSQL's collation may order text
+        // differently, and record cursors compare ids as strings.
+        records.sort_by_key(|r| r.id.to_string());
+        Ok(records)
     }
 
     /// The stored first answer to `key`, if any.

@@ -330,6 +330,23 @@ async fn large_answers_are_gzipped_and_gzipped_bodies_accepted(engine: Engine) {
     GzDecoder::new(&bytes[..]).read_to_string(&mut plain).unwrap();
     let body: Value = serde_json::from_str(&plain).unwrap();
     assert_eq!(body["count"], 40);
+
+    // Record pages: the cursor is the last id of the previous page.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = records(&app, &token, &format!("?pageSize=15{cursor}")).await;
+        if page.is_empty() {
+            break;
+        }
+        let last = page.last().unwrap()["Id"].as_str().unwrap().to_owned();
+        seen.extend(page.iter().map(|r| r["Id"].as_str().unwrap().to_owned()));
+        cursor = format!("&cursor={last}");
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (40, 40));
 }
 
 async fn bulk_create_update_and_delete_jobs_run_to_completion(engine: Engine) {
