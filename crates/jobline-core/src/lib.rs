@@ -13,6 +13,7 @@ pub mod ids;
 pub mod job;
 pub mod kinds;
 pub mod promo;
+pub mod zuora;
 
 pub use catalog::{
     parse_ep_filter, BuildRules, CommodityType, FilterClause, FilterOp, Hierarchy, HierarchyId,

@@ -58,12 +58,12 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let routes =
         Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
-    // Mount dialects here: `.merge(zuora::routes())`.
     let routes = routes
         .merge(crate::ep::routes())
         .merge(crate::pxm::routes())
         .merge(crate::promotions::routes())
-        .merge(crate::files::routes());
+        .merge(crate::files::routes())
+        .merge(crate::zuora::routes(state.clone()));
     with_shared_middleware(routes.with_state(state))
 }
 

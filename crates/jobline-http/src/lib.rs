@@ -15,6 +15,7 @@ mod health;
 pub mod promotions;
 pub mod pxm;
 pub mod request_id;
+pub mod zuora;
 
 pub use app::{app, AppState};
 pub use request_id::{RequestId, X_REQUEST_ID};

@@ -36,6 +36,15 @@ pub enum StoreError {
         /// The job that holds the subject.
         active: jobline_core::JobId,
     },
+    /// A queue already holds as many active jobs of the kind as it may (Zuora: 5 per tenant).
+    #[error("at most {limit} active jobs are allowed")]
+    TooManyActive {
+        /// The limit that was reached.
+        limit: u64,
+    },
+    /// The row is still in use and cannot be removed (a definition that has records).
+    #[error("{0} is in use")]
+    InUse(String),
     /// A stored value could not be read back (a bug or a hand-edited database).
     #[error("corrupt row: {0}")]
     Corrupt(String),

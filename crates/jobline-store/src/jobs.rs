@@ -46,7 +46,7 @@ impl ClaimedJob {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FenceStage {
+pub(crate) enum FenceStage {
     Running,
     Cancelling,
 }
@@ -56,9 +56,9 @@ enum FenceStage {
 /// row, so a worker whose lease was lost or whose job was cancelled or finished writes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fence {
-    job: JobId,
-    attempt: u32,
-    stage: FenceStage,
+    pub(crate) job: JobId,
+    pub(crate) attempt: u32,
+    pub(crate) stage: FenceStage,
 }
 
 impl Fence {
@@ -332,8 +332,10 @@ fn fence_sql(state: JobState) -> String {
     )
 }
 
-static FENCE_RUNNING_SQL: LazyLock<String> = LazyLock::new(|| fence_sql(JobState::Running));
-static FENCE_CANCELLING_SQL: LazyLock<String> = LazyLock::new(|| fence_sql(JobState::Cancelling));
+pub(crate) static FENCE_RUNNING_SQL: LazyLock<String> =
+    LazyLock::new(|| fence_sql(JobState::Running));
+pub(crate) static FENCE_CANCELLING_SQL: LazyLock<String> =
+    LazyLock::new(|| fence_sql(JobState::Cancelling));
 
 static PROGRESS_SQL: LazyLock<String> = LazyLock::new(|| {
     "UPDATE jobs SET progress_done = $1, progress_total = $2, updated_at = $3 \
@@ -370,6 +372,60 @@ impl Store {
             if let Some(file) = &input {
                 insert_file!(tx, new.id, file, now);
             }
+            if pg && queued {
+                pg_notify!(tx, &StoreEvent::JobsAvailable);
+            }
+            row
+        });
+        if queued {
+            self.publish(StoreEvent::JobsAvailable);
+        }
+        row.try_into()
+    }
+
+    /// Creates one job unless its queue already holds `limit` active jobs (waiting for input,
+    /// queued, running or cancelling) of the same kind; then `TooManyActive`. Count and insert
+    /// are one transaction that first locks the queue's row on PostgreSQL (inserting it if
+    /// new), so two concurrent creates cannot both see a free place; SQLite serialises writers.
+    pub async fn enqueue_limited(&self, new: NewJob, limit: u64) -> Result<Job, StoreError> {
+        static COUNT_SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT count(*) FROM jobs WHERE queue = $1 AND kind = $2 AND state IN ({})",
+                state_list(&[
+                    JobState::AwaitingInput,
+                    JobState::Pending,
+                    JobState::Running,
+                    JobState::Cancelling
+                ])
+            )
+        });
+        let now = self.now_ms();
+        let queued = new.initial == InitialState::Pending;
+        let row: JobRow = write_tx!(self, |tx, pg| {
+            sqlx::query(
+                "INSERT INTO queues (key, tenant_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(new.queue.as_str())
+            .bind(new.tenant.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if pg {
+                sqlx::query("SELECT key FROM queues WHERE key = $1 FOR UPDATE")
+                    .bind(new.queue.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let (active,): (i64,) = sqlx::query_as(&COUNT_SQL)
+                .bind(new.queue.as_str())
+                .bind(new.kind.name)
+                .fetch_one(&mut *tx)
+                .await?;
+            if u64::try_from(active).unwrap_or(0) >= limit {
+                return Err(StoreError::TooManyActive { limit });
+            }
+            let mut qb = insert_jobs!(std::slice::from_ref(&new), now);
+            qb.push(format!(" RETURNING {JOB_COLUMNS}"));
+            let row: JobRow = qb.build_query_as().fetch_one(&mut *tx).await?;
             if pg && queued {
                 pg_notify!(tx, &StoreEvent::JobsAvailable);
             }

@@ -23,6 +23,7 @@ mod identity;
 mod jobs;
 mod promotions;
 mod rows;
+mod zuora;
 
 pub use catalog::{
     BuildOutcome, CatalogPage, HierarchyCopy, ImportRow, NodeLevel, PriceBookRef, RowOutcome,
@@ -34,6 +35,9 @@ pub use identity::{hash_secret, random_token, Client, Grant, IssuedToken, NewCli
 pub use jobs::{ClaimedJob, Fence, JobFile, JobFilter, JobPage, Page, Rescued};
 pub use promotions::{
     CodeSpec, CodesInserted, NewPromotion, Promotion, PromotionCode, PromotionUpdate,
+};
+pub use zuora::{
+    Partial, RecordOp, RecordOutcome, RecordWriteError, StoredDefinition, StoredResponse,
 };
 
 use jobline_core::Clock;

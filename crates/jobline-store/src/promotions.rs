@@ -181,7 +181,6 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-
 /// Fails with `NotFound` unless promotion `$id` belongs to `$tenant` (inside a transaction).
 macro_rules! own_promotion {
     ($tx:ident, $tenant:expr, $id:expr) => {{

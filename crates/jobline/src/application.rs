@@ -158,7 +158,8 @@ async fn grace_after(stop: &CancellationToken, grace: Duration) {
 /// The job kinds this binary runs.
 fn registry() -> Registry {
     let registry = jobline_worker::jobs::engine_kinds(Registry::new());
-    jobline_worker::jobs::promotions_kinds(registry)
+    let registry = jobline_worker::jobs::promotions_kinds(registry);
+    jobline_worker::jobs::zuora_kinds(registry)
 }
 
 /// On a database without clients, creates tenant [`DEFAULT_TENANT`] and an admin client for it,

@@ -1,10 +1,12 @@
-//! Concrete job handlers. Each dialect's kinds get a module here; the engine's own kinds
+//! Concrete job handlers. Each dialect's kinds get a module here (`zuora`: custom object bulk
+//! jobs); the engine's own kinds
 //! (`engine/noop`, `engine/sleep`) serve tests and benchmarks and are not exposed on any vendor
 //! API.
 
 pub mod noop;
 pub mod promotions;
 pub mod sleep;
+pub mod zuora;
 
 use crate::handler::Registry;
 
@@ -16,4 +18,9 @@ pub fn engine_kinds(registry: Registry) -> Registry {
 /// The Elastic Path Promotions kinds (`code_generate`, `code_export`).
 pub fn promotions_kinds(registry: Registry) -> Registry {
     registry.with(promotions::CodeGenerate).with(promotions::CodeExport)
+}
+
+/// The Zuora dialect's kinds.
+pub fn zuora_kinds(registry: Registry) -> Registry {
+    registry.with(zuora::ZuoraBulk)
 }

@@ -119,6 +119,24 @@ impl TestApp {
         body["access_token"].as_str().expect("access_token").to_owned()
     }
 
+    /// A Zuora access token (`POST /oauth/token`, client credentials) for `client`.
+    pub(crate) async fn zuora_token(&self, client: &NewClient) -> String {
+        let r = self
+            .client
+            .post(format!("{}/oauth/token", self.address))
+            .form(&[
+                ("client_id", client.client.id.to_string().as_str()),
+                ("client_secret", client.secret.as_str()),
+                ("grant_type", "client_credentials"),
+            ])
+            .send()
+            .await
+            .expect("send token request");
+        assert_eq!(r.status(), 200, "token request");
+        let body: serde_json::Value = r.json().await.expect("token json");
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
     /// A token of the bootstrap admin (a store admin of tenant `default`).
     pub(crate) async fn admin_token(&self) -> String {
         self.ep_token(&self.admin).await

@@ -11,3 +11,4 @@ mod helpers;
 mod promotions;
 mod pxm;
 mod pxm_catalog;
+mod zuora;

@@ -1,0 +1,239 @@
+//! Zuora's request headers (`shared/spec/vendor-apis.md` C.2, `sdk-clients.md` §2.3):
+//! authentication with the entity and org scopes, `Zuora-Track-Id` / `Zuora-Request-Id`, and
+//! `Idempotency-Key` on POST and PATCH.
+//!
+//! `Zuora-Version` is accepted and ignored: no schema differences are documented for these
+//! endpoints, and the SDK always sends it. Gzip both ways is the app's shared middleware.
+//!
+//! Idempotency: the first answer (2xx or 4xx) to a key is stored with a hash of the request
+//! (method, path, query, body); a retry with the same key and request gets that answer again
+//! and does nothing twice; the same key with another request is a 409. Two first requests
+//! racing with one key may both run (the first stored answer wins); Zuora's clients retry
+//! sequentially, and a lock per key is future work.
+
+use super::error::{self, Kind, ZuoraError};
+use crate::app::AppState;
+use axum::body::{to_bytes, Body};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use jobline_core::{Role, TenantId};
+use jobline_store::{Grant, Principal, StoreError, StoredResponse};
+use sha2::{Digest, Sha256};
+
+/// `Zuora-Track-Id`: the caller's id, echoed.
+pub static TRACK_ID: HeaderName = HeaderName::from_static("zuora-track-id");
+/// `Zuora-Request-Id`: generated for every response.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("zuora-request-id");
+/// `Zuora-Entity-Ids`.
+pub static ENTITY_IDS: HeaderName = HeaderName::from_static("zuora-entity-ids");
+/// `Zuora-Org-Ids`.
+pub static ORG_IDS: HeaderName = HeaderName::from_static("zuora-org-ids");
+/// `Idempotency-Key`.
+pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// Largest body the idempotency layer buffers: the 15 MB upload limit plus room.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// C.2: at most 64 US-ASCII characters, none of `:` `;` `"` `'`.
+pub fn valid_track_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    b.len() <= 64 && b.iter().all(|c| (0x20..0x7f).contains(c) && !b":;\"'".contains(c))
+}
+
+/// Validates and echoes `Zuora-Track-Id`, and stamps a fresh `Zuora-Request-Id` on every
+/// response (including errors the routes below produce).
+pub async fn track_and_request_ids(request: Request, next: Next) -> Response {
+    let track = request.headers().get(&TRACK_ID).cloned();
+    let valid = track.as_ref().is_none_or(valid_track_id);
+    let mut response = if valid {
+        next.run(request).await
+    } else {
+        ZuoraError::bad_request(
+            error::BAD_HEADER,
+            "Zuora-Track-Id must be at most 64 US-ASCII characters without : ; \" or '",
+        )
+        .into_response()
+    };
+    let headers = response.headers_mut();
+    if let Some(track) = track.filter(|_| valid) {
+        headers.insert(TRACK_ID.clone(), track);
+    }
+    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        headers.insert(REQUEST_ID.clone(), id);
+    }
+    response
+}
+
+/// An authenticated admin client of a Zuora tenant, within its entity and org scopes.
+#[derive(Debug, Clone)]
+pub struct ZuoraCaller(pub Principal);
+
+impl ZuoraCaller {
+    /// The tenant the caller acts for.
+    pub fn tenant(&self) -> &TenantId {
+        &self.0.client.tenant
+    }
+
+    /// The caller's client id (recorded as creator and updater).
+    pub fn client_id(&self) -> String {
+        self.0.client.id.to_string()
+    }
+}
+
+fn header_list(parts: &Parts, name: &HeaderName) -> Result<Option<Vec<String>>, ZuoraError> {
+    let Some(v) = parts.headers.get(name) else { return Ok(None) };
+    let v = v.to_str().map_err(|_| {
+        ZuoraError::bad_request(error::BAD_HEADER, format!("{name} must be US-ASCII"))
+    })?;
+    Ok(Some(v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()))
+}
+
+impl FromRequestParts<AppState> for ZuoraCaller {
+    type Rejection = ZuoraError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ZuoraError> {
+        let token = crate::ep::auth::bearer(&parts.headers).ok_or(ZuoraError::Unauthorized)?;
+        let principal = state.store.authenticate(token).await.map_err(|e| match e {
+            StoreError::NotFound => ZuoraError::Unauthorized,
+            other => other.into(),
+        })?;
+        let client = &principal.client;
+        if principal.grant == Grant::Implicit || client.role != Role::Admin {
+            return Err(ZuoraError::new(
+                Kind::Forbidden,
+                error::FORBIDDEN,
+                "User does not have permission to access custom objects.",
+            ));
+        }
+        let entities = header_list(parts, &ENTITY_IDS)?;
+        match (&entities, client.entities.len()) {
+            (None, n) if n > 1 => {
+                return Err(ZuoraError::bad_request(
+                    error::MISSING_HEADER,
+                    "Zuora-Entity-Ids is required: this client spans several entities",
+                ))
+            }
+            (Some(sent), _) if sent.len() != 1 => {
+                return Err(ZuoraError::bad_request(
+                    error::BAD_HEADER,
+                    "Zuora-Entity-Ids takes exactly one entity id",
+                ))
+            }
+            (Some(sent), n) if n > 0 && !client.entities.contains(&sent[0]) => {
+                return Err(ZuoraError::new(
+                    Kind::Forbidden,
+                    error::FORBIDDEN,
+                    format!("entity {} is not accessible to this client", sent[0]),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(orgs) = header_list(parts, &ORG_IDS)? {
+            if let Some(o) =
+                orgs.iter().find(|o| !client.orgs.is_empty() && !client.orgs.contains(o))
+            {
+                return Err(ZuoraError::new(
+                    Kind::Forbidden,
+                    error::FORBIDDEN,
+                    format!("org {o} is not accessible to this client"),
+                ));
+            }
+        }
+        Ok(ZuoraCaller(principal))
+    }
+}
+
+/// Honours `Idempotency-Key` on POST and PATCH (see the module docs).
+pub async fn idempotency(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if !matches!(*request.method(), Method::POST | Method::PATCH) {
+        return next.run(request).await;
+    }
+    let Some(key) = request.headers().get(&IDEMPOTENCY_KEY).cloned() else {
+        return next.run(request).await;
+    };
+    match replay_or_run(app, key, request, next).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn replay_or_run(
+    app: AppState,
+    key: HeaderValue,
+    request: Request,
+    next: Next,
+) -> Result<Response, ZuoraError> {
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            ZuoraError::bad_request(
+                error::BAD_HEADER,
+                "Idempotency-Key must be 1 to 255 characters",
+            )
+        })?
+        .to_owned();
+    let (mut parts, body) = request.into_parts();
+    let caller = ZuoraCaller::from_request_parts(&mut parts, &app).await?;
+    let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
+        ZuoraError::new(Kind::TooLarge, error::FILE_TOO_LARGE, "the request body is too large")
+    })?;
+    let mut hash = Sha256::new();
+    hash.update(parts.method.as_str());
+    hash.update(b"\n");
+    hash.update(parts.uri.path_and_query().map_or("", |p| p.as_str()));
+    hash.update(b"\n");
+    hash.update(&bytes);
+    let fingerprint = hex::encode(hash.finalize());
+    match app.store.zuora_idempotent_response(caller.tenant(), &key).await? {
+        Some(stored) if stored.fingerprint == fingerprint => {
+            return Ok(error::replay(stored.status, stored.body))
+        }
+        Some(_) => {
+            return Err(ZuoraError::new(
+                Kind::Conflict,
+                error::IDEMPOTENCY_MISMATCH,
+                format!("Idempotency-Key {key} was already used with a different request"),
+            ))
+        }
+        None => {}
+    }
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    if !error::is_replayable(response.status()) {
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.map_err(|e| ZuoraError::Internal(Box::new(e)))?;
+    let stored = StoredResponse {
+        fingerprint,
+        status: parts.status.as_u16(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    };
+    app.store.zuora_remember_response(caller.tenant(), &key, &stored).await?;
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn track_ids_follow_c2() {
+        for (v, ok) in [
+            ("abc-123", true),
+            (&"x".repeat(64), true),
+            (&"x".repeat(65), false),
+            ("a:b", false),
+            ("a;b", false),
+            ("a\"b", false),
+            ("a'b", false),
+        ] {
+            assert_eq!(valid_track_id(&HeaderValue::from_str(v).unwrap()), ok, "{v}");
+        }
+        assert!(!valid_track_id(&HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap()));
+    }
+}

@@ -1,0 +1,287 @@
+//! `/objects/jobs…`: Zuora custom object bulk jobs (`shared/spec/vendor-apis.md` C.1–C.8,
+//! `sdk-clients.md` §2.5, DECISIONS.md).
+//!
+//! A create/update job starts `pending` (canonical `awaiting_input`) and waits for its CSV;
+//! the upload queues it (`accepted`). A delete job needs no file and starts `accepted`.
+//! **A delete job without a `filter` deletes every record of the object** (Zuora's behaviour,
+//! kept by DECISIONS.md). At most 5 jobs per tenant may be pending, accepted or in progress;
+//! the 6th create gets 400 `71013070`. Only pending and accepted jobs cancel.
+
+use super::dto::{self, BulkJob, BulkJobErrors, BulkJobList, CreateJob};
+use super::error::{self, Kind, ZuoraError};
+use super::headers::ZuoraCaller;
+use super::{page_size, query_pairs, ZuoraJson};
+use crate::app::AppState;
+use crate::request_id::RequestId;
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, Uri};
+use axum::Json;
+use jobline_core::zuora::Op;
+use jobline_core::{kinds, Job, JobId, NewJob};
+use jobline_store::{JobFile, JobFilter, Page, StoreError};
+use serde_json::{json, Value};
+
+/// Active (pending, accepted, in progress) bulk jobs a tenant may have (C.5).
+pub const MAX_ACTIVE_JOBS: u64 = 5;
+/// Largest upload (C.6).
+pub const MAX_FILE_BYTES: usize = 15 * 1024 * 1024;
+/// Room for a multipart envelope around a file of [`MAX_FILE_BYTES`].
+const MULTIPART_SLACK: usize = 64 * 1024;
+
+/// Loads a bulk job of the caller's tenant; an unknown, malformed, foreign or non-Zuora id is
+/// the same 404.
+async fn load(app: &AppState, caller: &ZuoraCaller, id: &str) -> Result<Job, ZuoraError> {
+    let job_id = JobId::parse(id).map_err(|_| ZuoraError::job_not_found(id))?;
+    match app.store.get(caller.tenant(), job_id).await {
+        Ok(job) if job.kind == kinds::zuora::BULK.name => Ok(job),
+        Ok(_) | Err(StoreError::NotFound) => Err(ZuoraError::job_not_found(id)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn bad(message: impl Into<String>) -> ZuoraError {
+    ZuoraError::bad_request(error::JOB_BAD_REQUEST, message)
+}
+
+/// Checks the create request's enumerations and filter shape (C.5); the object itself is
+/// checked when the job runs, like the vendor's.
+fn check(body: &CreateJob) -> Result<(), ZuoraError> {
+    if body.namespace != "default" {
+        return Err(bad(format!(
+            "namespace {:?} is not supported; only \"default\" custom objects are",
+            body.namespace
+        )));
+    }
+    if body.object.is_empty() {
+        return Err(bad("object is required"));
+    }
+    if !matches!(body.operation.as_str(), "create" | "update" | "delete") {
+        return Err(bad(format!(
+            "operation must be create, update or delete, got {:?}",
+            body.operation
+        )));
+    }
+    let Some(filter) = &body.filter else { return Ok(()) };
+    if body.operation != "delete" {
+        return Err(bad("filter is allowed only on delete jobs"));
+    }
+    let conditions = filter
+        .get("conditions")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("filter.conditions must be an array"))?;
+    if conditions.is_empty() || conditions.len() > 2 {
+        return Err(bad("filter.conditions must hold 1 or 2 conditions"));
+    }
+    for c in conditions {
+        let op = c.get("operator").and_then(Value::as_str).and_then(Op::parse);
+        if op.is_none() || !c.get("field").is_some_and(Value::is_string) || c.get("value").is_none()
+        {
+            return Err(bad("each condition needs field, operator (EQ, GT, LT, GE, LE) and value"));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /objects/jobs`.
+pub async fn create(
+    State(app): State<AppState>,
+    caller: ZuoraCaller,
+    request_id: RequestId,
+    ZuoraJson(body): ZuoraJson<CreateJob>,
+) -> Result<Json<BulkJob>, ZuoraError> {
+    check(&body)?;
+    let tenant = caller.tenant().clone();
+    let payload = json!({
+        "namespace": body.namespace, "object": body.object,
+        "operation": body.operation, "filter": body.filter,
+    });
+    let mut new =
+        NewJob::new(tenant.clone(), kinds::zuora::BULK, kinds::zuora::queue(&tenant), payload)
+            .with_subject(body.object.clone())
+            .with_origin(Some(request_id.as_str().to_owned()), Some(caller.client_id()));
+    if body.operation != "delete" {
+        new = new.awaiting_input();
+    }
+    let job = app.store.enqueue_limited(new, MAX_ACTIVE_JOBS).await?;
+    Ok(Json(BulkJob::from(&job)))
+}
+
+/// `GET /objects/jobs`: newest first, `pageSize` (default 25, max 100), `cursor`, `status`.
+pub async fn list(
+    State(app): State<AppState>,
+    caller: ZuoraCaller,
+    uri: Uri,
+) -> Result<Json<BulkJobList>, ZuoraError> {
+    let pairs = query_pairs(uri.query());
+    let limit = page_size(&pairs, 25, 100, error::JOB_BAD_REQUEST)?;
+    let mut filter = JobFilter::tenant(caller.tenant().clone());
+    filter.kinds = vec![kinds::zuora::BULK.name.to_owned()];
+    if let Some((_, word)) = pairs.iter().find(|(k, _)| k == "status") {
+        filter.states =
+            dto::states_for_status(word).ok_or_else(|| bad(format!("unknown status {word:?}")))?;
+    }
+    let after = match pairs.iter().find(|(k, _)| k == "cursor") {
+        Some((_, c)) => Some(JobId::parse(c).map_err(|_| bad(format!("invalid cursor {c:?}")))?),
+        None => None,
+    };
+    let page =
+        app.store.list(&filter, Page::After { after, limit }).await.map_err(|e| match e {
+            StoreError::NotFound => bad("invalid cursor"),
+            other => other.into(),
+        })?;
+    let cursor = page.has_more.then(|| page.jobs.last().map(|j| j.id.to_string())).flatten();
+    let jobs: Vec<BulkJob> = page.jobs.iter().map(BulkJob::from).collect();
+    Ok(Json(BulkJobList { count: jobs.len(), cursor, jobs }))
+}
+
+/// `GET /objects/jobs/{id}`.
+pub async fn get_one(
+    State(app): State<AppState>,
+    caller: ZuoraCaller,
+    Path(id): Path<String>,
+) -> Result<Json<BulkJob>, ZuoraError> {
+    Ok(Json(BulkJob::from(&load(&app, &caller, &id).await?)))
+}
+
+/// `GET /objects/jobs/{id}/errors`: every error, in the order recorded (no paging, C.8).
+pub async fn errors(
+    State(app): State<AppState>,
+    caller: ZuoraCaller,
+    Path(id): Path<String>,
+) -> Result<Json<BulkJobErrors>, ZuoraError> {
+    let job = load(&app, &caller, &id).await?;
+    let (errors, _) = app.store.list_errors(job.id, 0, i64::MAX as u64).await?;
+    Ok(Json(BulkJobErrors { errors: errors.iter().map(Into::into).collect() }))
+}
+
+/// `PATCH /objects/jobs/{id}/cancel`: only pending and accepted jobs cancel.
+pub async fn cancel(
+    State(app): State<AppState>,
+    caller: ZuoraCaller,
+    Path(id): Path<String>,
+) -> Result<Json<BulkJob>, ZuoraError> {
+    let job = load(&app, &caller, &id).await?;
+    match app.store.request_cancel(caller.tenant(), job.id).await {
+        Ok(job) => Ok(Json(BulkJob::from(&job))),
+        Err(StoreError::Conflict { current }) => Err(ZuoraError::bad_request(
+            error::NOT_CANCELLABLE,
+            format!(
+                "Job {id} cannot be cancelled: its status is {}; only accepted or pending jobs can be cancelled.",
+                dto::status(current)
+            ),
+        )),
+        Err(StoreError::NotFound) => Err(ZuoraError::job_not_found(&id)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /objects/jobs/{id}/files`: the CSV as the raw body (`text/csv`, as zuora-sdk sends
+/// it) or as the `file` part of a multipart form (Zuora's docs); once per job, ≤ 15 MB.
+pub async fn upload(
+    State(app): State<AppState>,
+    caller: ZuoraCaller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BulkJob>, ZuoraError> {
+    let job = load(&app, &caller, &id).await?;
+    // Read by hand rather than through `Bytes`, so an oversized body gets Zuora's 413 and not
+    // axum's plain-text one; a multipart envelope may add a little to the file itself.
+    let too_large = || {
+        ZuoraError::new(Kind::TooLarge, error::FILE_TOO_LARGE, "The file exceeds the 15 MB limit.")
+    };
+    let body = to_bytes(body, MAX_FILE_BYTES + MULTIPART_SLACK).await.map_err(|_| too_large())?;
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let bytes = if content_type.starts_with("multipart/form-data") {
+        multipart_file(content_type, &body).ok_or_else(|| {
+            ZuoraError::bad_request(
+                error::UPLOAD_BAD_REQUEST,
+                "a multipart upload needs a file part",
+            )
+        })?
+    } else {
+        body.to_vec()
+    };
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(ZuoraError::new(
+            Kind::TooLarge,
+            error::FILE_TOO_LARGE,
+            "The file exceeds the 15 MB limit.",
+        ));
+    }
+    if bytes.is_empty() {
+        return Err(ZuoraError::bad_request(error::UPLOAD_BAD_REQUEST, "the file is empty"));
+    }
+    if std::str::from_utf8(&bytes).is_err() {
+        return Err(ZuoraError::bad_request(error::UPLOAD_BAD_REQUEST, "the file must be UTF-8"));
+    }
+    let file = JobFile { name: "input".into(), content_type: "text/csv".into(), bytes };
+    match app.store.submit_input(caller.tenant(), job.id, file).await {
+        Ok(job) => Ok(Json(BulkJob::from(&job))),
+        Err(StoreError::Conflict { current }) => Err(ZuoraError::bad_request(
+            error::UPLOAD_BAD_REQUEST,
+            format!(
+                "Job {id} takes no file: its status is {}; a file can be uploaded once, to a pending create or update job.",
+                dto::status(current)
+            ),
+        )),
+        Err(StoreError::NotFound) => Err(ZuoraError::job_not_found(&id)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The bytes of the `file` part (or the only part) of a `multipart/form-data` body.
+fn multipart_file(content_type: &str, body: &[u8]) -> Option<Vec<u8>> {
+    let boundary = content_type
+        .split(';')
+        .filter_map(|p| p.trim().strip_prefix("boundary="))
+        .next()?
+        .trim_matches('"');
+    let delimiter = format!("--{boundary}");
+    let text = body;
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(start) = find(rest, delimiter.as_bytes()) {
+        rest = &rest[start + delimiter.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let end = find(rest, delimiter.as_bytes()).unwrap_or(rest.len());
+        parts.push(&rest[..end]);
+    }
+    let mut only = None;
+    for part in &parts {
+        let split = find(part, b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&part[..split]).to_ascii_lowercase();
+        let mut content = &part[split + 4..];
+        content = content.strip_suffix(b"\r\n").unwrap_or(content);
+        if head.contains("name=\"file\"") {
+            return Some(content.to_vec());
+        }
+        only = Some(content.to_vec());
+    }
+    if parts.len() == 1 {
+        only
+    } else {
+        None
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::multipart_file;
+
+    #[test]
+    fn multipart_uploads_yield_the_file_part() {
+        let body = b"--xyz\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\nContent-Type: text/csv\r\n\r\na,b\n1,2\n\r\n--xyz--\r\n";
+        let got = multipart_file("multipart/form-data; boundary=xyz", body).unwrap();
+        assert_eq!(got, b"a,b\n1,2\n");
+        assert!(multipart_file("multipart/form-data", body).is_none());
+    }
+}

@@ -1,0 +1,524 @@
+//! Zuora custom objects: definitions, records with unique fields, and the stored first answers
+//! of idempotent requests (`shared/spec/vendor-apis.md` C.2, C.11, C.12).
+//!
+//! Unique fields are enforced by the database: each unique field's value has a row in
+//! `zuora_unique_values` under a unique index, written in the record's own transaction, so two
+//! writers can never both store the same value. Record writes come in batches, one transaction
+//! per batch with a SAVEPOINT per record: a record that breaks a unique rule or names a missing
+//! record is rolled back alone and reported, the others are kept. The bulk job handler's
+//! batches are fenced (`Fence`), so a cancelled or rescued run writes nothing more.
+//!
+//! This module checks no field types: callers validate records with
+//! `jobline_core::zuora::ObjectSchema` first. Records are scanned per object for queries and
+//! filtered in Rust by the caller; an index per filterable field is future work.
+
+use crate::jobs::check_fence;
+use crate::rows::parse_json;
+use crate::{read_pool, write_tx, Fence, Store, StoreError};
+use jobline_core::clock::from_millis;
+use jobline_core::zuora::{unique_key, CustomObjectRecord};
+use jobline_core::TenantId;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// A stored custom object definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDefinition {
+    /// Its id.
+    pub id: Uuid,
+    /// The object's API name.
+    pub object: String,
+    /// The checked schema document (`ObjectSchema::document`).
+    pub schema: Value,
+    /// Creating client.
+    pub created_by: String,
+    /// When created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Last updating client.
+    pub updated_by: String,
+    /// When last updated.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One write to a record of an object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordOp {
+    /// A new record with these (validated) custom fields.
+    Create(Map<String, Value>),
+    /// Sets the given fields of an existing record; a `null` removes a field.
+    Update {
+        /// The record.
+        id: Uuid,
+        /// Fields to set.
+        fields: Map<String, Value>,
+    },
+    /// Replaces every custom field of an existing record.
+    Replace {
+        /// The record.
+        id: Uuid,
+        /// Its new fields.
+        fields: Map<String, Value>,
+    },
+    /// Deletes a record.
+    Delete(Uuid),
+}
+
+/// Why one record of a batch was not written; the rest of the batch is unaffected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordWriteError {
+    /// Another record already has this value of a unique field.
+    #[error("duplicate value of unique field {field}")]
+    Duplicate {
+        /// The unique field.
+        field: String,
+        /// The value.
+        value: String,
+    },
+    /// No record with this id in the object.
+    #[error("record {0} not found")]
+    NotFound(Uuid),
+}
+
+/// Whether a batch keeps its good records when some fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partial {
+    /// Keep the good records (`allowPartialSuccess: true`, bulk jobs).
+    Allow,
+    /// Write nothing if any record fails (`allowPartialSuccess: false`).
+    AllOrNothing,
+}
+
+/// The first answer to an idempotent request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// A hash of what identifies the request (method, path, body).
+    pub fingerprint: String,
+    /// Its HTTP status.
+    pub status: u16,
+    /// Its body.
+    pub body: String,
+}
+
+type DefinitionRow = (String, String, String, String, String, i64, i64);
+type RecordRow = (String, String, String, String, String, i64, i64);
+
+const DEFINITION_COLUMNS: &str =
+    "id, object, schema, created_by, updated_by, created_at, updated_at";
+const RECORD_COLUMNS: &str = "id, object, fields, created_by, updated_by, created_at, updated_at";
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn definition(row: DefinitionRow) -> Result<StoredDefinition, StoreError> {
+    let (id, object, schema, created_by, updated_by, created_at, updated_at) = row;
+    Ok(StoredDefinition {
+        id: Uuid::parse_str(&id).map_err(corrupt)?,
+        object,
+        schema: parse_json(&schema)?,
+        created_by,
+        created_at: from_millis(created_at),
+        updated_by,
+        updated_at: from_millis(updated_at),
+    })
+}
+
+fn record(row: RecordRow) -> Result<CustomObjectRecord, StoreError> {
+    let (id, object, fields, created_by, updated_by, created_at, updated_at) = row;
+    let fields = match parse_json(&fields)? {
+        Value::Object(m) => m,
+        other => return Err(corrupt(format!("record fields are not an object: {other}"))),
+    };
+    Ok(CustomObjectRecord {
+        id: Uuid::parse_str(&id).map_err(corrupt)?,
+        object,
+        fields,
+        created_by,
+        created_at: from_millis(created_at),
+        updated_by,
+        updated_at: from_millis(updated_at),
+    })
+}
+
+/// Applies `$ops` inside the open transaction `$tx`, each op in its own SAVEPOINT. Evaluates to
+/// `Vec<Result<Option<RecordRow>, RecordWriteError>>` (the written record, `None` for a
+/// delete); a database failure other than a unique violation returns early (rolling back).
+macro_rules! apply_ops {
+    ($tx:ident, $tenant:expr, $object:expr, $ops:expr, $unique:expr, $by:expr, $now:expr) => {{
+        let mut outcomes: Vec<Result<Option<RecordRow>, RecordWriteError>> = Vec::new();
+        for op in $ops {
+            sqlx::query("SAVEPOINT zuora_record").execute(&mut *$tx).await?;
+            let outcome: Result<Result<Option<RecordRow>, RecordWriteError>, StoreError> = async {
+                let (id, fields, fresh) = match op {
+                    RecordOp::Delete(id) => {
+                        let gone = sqlx::query(
+                            "DELETE FROM zuora_records WHERE id = $1 AND tenant_id = $2 \
+                             AND object = $3",
+                        )
+                        .bind(id.to_string())
+                        .bind($tenant.as_str())
+                        .bind($object)
+                        .execute(&mut *$tx)
+                        .await?
+                        .rows_affected();
+                        return Ok(if gone == 0 {
+                            Err(RecordWriteError::NotFound(*id))
+                        } else {
+                            Ok(None)
+                        });
+                    }
+                    RecordOp::Create(fields) => (Uuid::new_v4(), fields.clone(), true),
+                    RecordOp::Update { id, fields } | RecordOp::Replace { id, fields } => {
+                        let old: Option<(String,)> = sqlx::query_as(
+                            "SELECT fields FROM zuora_records WHERE id = $1 AND tenant_id = $2 \
+                             AND object = $3",
+                        )
+                        .bind(id.to_string())
+                        .bind($tenant.as_str())
+                        .bind($object)
+                        .fetch_optional(&mut *$tx)
+                        .await?;
+                        let Some((old,)) = old else {
+                            return Ok(Err(RecordWriteError::NotFound(*id)));
+                        };
+                        let mut merged = match (op, parse_json(&old)?) {
+                            (RecordOp::Update { .. }, Value::Object(m)) => m,
+                            _ => Map::new(),
+                        };
+                        for (k, v) in fields {
+                            if v.is_null() {
+                                merged.remove(k);
+                            } else {
+                                merged.insert(k.clone(), v.clone());
+                            }
+                        }
+                        (*id, merged, false)
+                    }
+                };
+                let text = Value::Object(fields.clone()).to_string();
+                let row: RecordRow = if fresh {
+                    sqlx::query_as(&format!(
+                        "INSERT INTO zuora_records (id, tenant_id, object, fields, created_by, \
+                         updated_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5, $6, \
+                         $6) RETURNING {RECORD_COLUMNS}"
+                    ))
+                    .bind(id.to_string())
+                    .bind($tenant.as_str())
+                    .bind($object)
+                    .bind(&text)
+                    .bind($by)
+                    .bind($now)
+                    .fetch_one(&mut *$tx)
+                    .await?
+                } else {
+                    sqlx::query("DELETE FROM zuora_unique_values WHERE record_id = $1")
+                        .bind(id.to_string())
+                        .execute(&mut *$tx)
+                        .await?;
+                    sqlx::query_as(&format!(
+                        "UPDATE zuora_records SET fields = $1, updated_by = $2, updated_at = $3 \
+                         WHERE id = $4 RETURNING {RECORD_COLUMNS}"
+                    ))
+                    .bind(&text)
+                    .bind($by)
+                    .bind($now)
+                    .bind(id.to_string())
+                    .fetch_one(&mut *$tx)
+                    .await?
+                };
+                for field in $unique {
+                    let Some(value) = fields.get(field.as_str()).filter(|v| !v.is_null()) else {
+                        continue;
+                    };
+                    let key = unique_key(value);
+                    let inserted = sqlx::query(
+                        "INSERT INTO zuora_unique_values (tenant_id, object, field, value, \
+                         record_id) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind($tenant.as_str())
+                    .bind($object)
+                    .bind(field.as_str())
+                    .bind(&key)
+                    .bind(id.to_string())
+                    .execute(&mut *$tx)
+                    .await;
+                    match inserted {
+                        Ok(_) => {}
+                        Err(e) => match StoreError::from(e) {
+                            StoreError::Duplicate { .. } => {
+                                return Ok(Err(RecordWriteError::Duplicate {
+                                    field: field.clone(),
+                                    value: key,
+                                }))
+                            }
+                            other => return Err(other),
+                        },
+                    }
+                }
+                Ok(Ok(Some(row)))
+            }
+            .await;
+            let outcome = outcome?;
+            if outcome.is_err() {
+                sqlx::query("ROLLBACK TO SAVEPOINT zuora_record").execute(&mut *$tx).await?;
+            }
+            sqlx::query("RELEASE SAVEPOINT zuora_record").execute(&mut *$tx).await?;
+            outcomes.push(outcome);
+        }
+        outcomes
+    }};
+}
+
+/// The outcome of one record write: the record (`None` after a delete) or why it failed.
+pub type RecordOutcome = Result<Option<CustomObjectRecord>, RecordWriteError>;
+
+fn outcomes(
+    raw: Vec<Result<Option<RecordRow>, RecordWriteError>>,
+) -> Result<Vec<RecordOutcome>, StoreError> {
+    raw.into_iter()
+        .map(|o| match o {
+            Ok(Some(row)) => Ok(Ok(Some(record(row)?))),
+            Ok(None) => Ok(Ok(None)),
+            Err(e) => Ok(Err(e)),
+        })
+        .collect()
+}
+
+impl Store {
+    /// Creates definitions of `tenant`, all or none; an existing object is `Duplicate`.
+    pub async fn zuora_create_definitions(
+        &self,
+        tenant: &TenantId,
+        definitions: &[(String, Value)],
+        by: &str,
+    ) -> Result<Vec<StoredDefinition>, StoreError> {
+        let now = self.now_ms();
+        let rows: Vec<DefinitionRow> = write_tx!(self, |tx, _pg| {
+            let mut rows = Vec::new();
+            for (object, schema) in definitions {
+                let row: DefinitionRow = sqlx::query_as(&format!(
+                    "INSERT INTO zuora_definitions (tenant_id, object, id, schema, created_by, \
+                     updated_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5, $6, $6) \
+                     RETURNING {DEFINITION_COLUMNS}"
+                ))
+                .bind(tenant.as_str())
+                .bind(object)
+                .bind(Uuid::new_v4().to_string())
+                .bind(schema.to_string())
+                .bind(by)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                rows.push(row);
+            }
+            rows
+        });
+        rows.into_iter().map(definition).collect()
+    }
+
+    /// Every definition of `tenant`, by object name.
+    pub async fn zuora_definitions(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<StoredDefinition>, StoreError> {
+        let rows: Vec<DefinitionRow> = read_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+                "SELECT {DEFINITION_COLUMNS} FROM zuora_definitions WHERE tenant_id = $1 \
+                 ORDER BY object"
+            ))
+            .bind(tenant.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(definition).collect()
+    }
+
+    /// One definition of `tenant`.
+    pub async fn zuora_definition(
+        &self,
+        tenant: &TenantId,
+        object: &str,
+    ) -> Result<StoredDefinition, StoreError> {
+        let row: DefinitionRow = read_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+                "SELECT {DEFINITION_COLUMNS} FROM zuora_definitions WHERE tenant_id = $1 \
+                 AND object = $2"
+            ))
+            .bind(tenant.as_str())
+            .bind(object)
+            .fetch_one(pool)
+            .await?
+        });
+        definition(row)
+    }
+
+    /// Deletes a definition that has no records (else `InUse`; C.11).
+    pub async fn zuora_delete_definition(
+        &self,
+        tenant: &TenantId,
+        object: &str,
+    ) -> Result<(), StoreError> {
+        write_tx!(self, |tx, _pg| {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM zuora_records WHERE tenant_id = $1 AND object = $2",
+            )
+            .bind(tenant.as_str())
+            .bind(object)
+            .fetch_one(&mut *tx)
+            .await?;
+            if n > 0 {
+                return Err(StoreError::InUse(format!("object {object}")));
+            }
+            let gone =
+                sqlx::query("DELETE FROM zuora_definitions WHERE tenant_id = $1 AND object = $2")
+                    .bind(tenant.as_str())
+                    .bind(object)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if gone == 0 {
+                return Err(StoreError::NotFound);
+            }
+        });
+        Ok(())
+    }
+
+    /// Writes a batch of records of `object` in one transaction, one SAVEPOINT per record.
+    /// `unique` names the object's unique fields. With [`Partial::AllOrNothing`] nothing is
+    /// kept if any record fails (the outcomes still say which).
+    pub async fn zuora_write_records(
+        &self,
+        tenant: &TenantId,
+        object: &str,
+        ops: &[RecordOp],
+        unique: &[String],
+        by: &str,
+        partial: Partial,
+    ) -> Result<Vec<RecordOutcome>, StoreError> {
+        let now = self.now_ms();
+        let raw = write_tx!(self, |tx, _pg| {
+            let raw = apply_ops!(tx, tenant, object, ops, unique, by, now);
+            if partial == Partial::AllOrNothing && raw.iter().any(Result::is_err) {
+                // Returning drops the transaction, which rolls every record of the batch back.
+                return outcomes(raw).map(|o| {
+                    o.into_iter().map(|r| r.map(|_| None)).collect::<Vec<RecordOutcome>>()
+                });
+            }
+            raw
+        });
+        outcomes(raw)
+    }
+
+    /// The bulk job handler's batch: as [`zuora_write_records`](Self::zuora_write_records)
+    /// with [`Partial::Allow`], in a transaction that first checks the job's `fence`.
+    pub async fn zuora_write_records_fenced(
+        &self,
+        fence: Fence,
+        tenant: &TenantId,
+        object: &str,
+        ops: &[RecordOp],
+        unique: &[String],
+        by: &str,
+    ) -> Result<Vec<RecordOutcome>, StoreError> {
+        let now = self.now_ms();
+        let raw = write_tx!(self, |tx, _pg| {
+            check_fence!(tx, fence, now);
+            apply_ops!(tx, tenant, object, ops, unique, by, now)
+        });
+        outcomes(raw)
+    }
+
+    /// One record of `object`.
+    pub async fn zuora_record(
+        &self,
+        tenant: &TenantId,
+        object: &str,
+        id: Uuid,
+    ) -> Result<CustomObjectRecord, StoreError> {
+        let row: RecordRow = read_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+                "SELECT {RECORD_COLUMNS} FROM zuora_records WHERE id = $1 AND tenant_id = $2 \
+                 AND object = $3"
+            ))
+            .bind(id.to_string())
+            .bind(tenant.as_str())
+            .bind(object)
+            .fetch_one(pool)
+            .await?
+        });
+        record(row)
+    }
+
+    /// Every record of `object`, ordered by the id's text (callers filter and page in Rust).
+    pub async fn zuora_records(
+        &self,
+        tenant: &TenantId,
+        object: &str,
+    ) -> Result<Vec<CustomObjectRecord>, StoreError> {
+        let rows: Vec<RecordRow> = read_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+                "SELECT {RECORD_COLUMNS} FROM zuora_records WHERE tenant_id = $1 AND object = $2 \
+                 ORDER BY id"
+            ))
+            .bind(tenant.as_str())
+            .bind(object)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut records = rows.into_iter().map(record).collect::<Result<Vec<_>, _>>()?;
+        // Byte order of the id text on both engines: PostgreSQL's collation may order text
+        // differently, and record cursors compare ids as strings.
+        records.sort_by_key(|r| r.id.to_string());
+        Ok(records)
+    }
+
+    /// The stored first answer to `key`, if any.
+    pub async fn zuora_idempotent_response(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        let row: Option<(String, i64, String)> = read_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT fingerprint, status, body FROM zuora_idempotency WHERE tenant_id = $1 \
+                 AND key = $2",
+            )
+            .bind(tenant.as_str())
+            .bind(key)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|(fingerprint, status, body)| StoredResponse {
+            fingerprint,
+            status: u16::try_from(status).unwrap_or(500),
+            body,
+        }))
+    }
+
+    /// Remembers the first answer to `key`. A concurrent first request that stored its answer
+    /// first wins; this one's is dropped, and the caller returns it anyway.
+    pub async fn zuora_remember_response(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError> {
+        let now = self.now_ms();
+        write_tx!(self, |tx, _pg| {
+            sqlx::query(
+                "INSERT INTO zuora_idempotency (tenant_id, key, fingerprint, status, body, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, key) \
+                 DO NOTHING",
+            )
+            .bind(tenant.as_str())
+            .bind(key)
+            .bind(&response.fingerprint)
+            .bind(i64::from(response.status))
+            .bind(&response.body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+}
