@@ -1,6 +1,6 @@
 //! The store's one error type. Driver errors are translated only here.
 
-use jobline_core::JobState;
+use jobline_core::{JobState, ValidationError};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,11 @@ pub enum StoreError {
         /// The job that holds the subject.
         active: jobline_core::JobId,
     },
+    /// The input, or the stored data it meets, breaks a domain rule: a malformed input that
+    /// skipped its `validate()`, a product's ambiguous `build_rules`, a child slug that is not
+    /// URL compatible. Each error names its field; nothing was written.
+    #[error("{}", join(.0))]
+    Invalid(Vec<ValidationError>),
     /// A stored value could not be read back (a bug or a hand-edited database).
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -52,15 +57,29 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate {
                 constraint: db
                     .constraint()
-                    .unwrap_or_else(|| unique_target(db.message()))
-                    .to_owned(),
+                    .map_or_else(|| unique_target(db.message()), str::to_owned),
             },
             _ => StoreError::Unavailable(err),
         }
     }
 }
 
-/// SQLite names no constraint; its message says `UNIQUE constraint failed: table.column`.
-fn unique_target(message: &str) -> &str {
-    message.rsplit(": ").next().unwrap_or(message)
+impl StoreError {
+    /// One validation error as a store error.
+    pub fn invalid(err: ValidationError) -> Self {
+        StoreError::Invalid(vec![err])
+    }
+}
+
+fn join(errors: &[ValidationError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// SQLite names no constraint; its message lists the index's columns,
+/// `UNIQUE constraint failed: products.tenant_id, products.sku`. The last column with its table,
+/// `products_sku`, is how unique indexes are named in the migrations, so both engines report
+/// the same name.
+fn unique_target(message: &str) -> String {
+    let columns = message.rsplit(": ").next().unwrap_or(message);
+    columns.rsplit(", ").next().unwrap_or(columns).trim().replace('.', "_")
 }

@@ -61,10 +61,10 @@ pub struct IssuedToken {
 }
 
 type ClientRow = (String, String, String, Option<String>, Option<String>);
-/// A client row with its secret hash.
-type ClientSecretRow = (String, String, String, Option<String>, Option<String>, String);
-/// A client row with a token's grant type and expiry.
-type TokenRow = (String, String, String, Option<String>, Option<String>, String, i64);
+/// A client row followed by its secret hash.
+type ClientWithHashRow = (String, String, String, Option<String>, Option<String>, String);
+/// A client row followed by the token's grant type and expiry.
+type TokenClientRow = (String, String, String, Option<String>, Option<String>, String, i64);
 
 fn client_from_row((id, tenant, role, entities, orgs): ClientRow) -> Result<Client, StoreError> {
     let split = |s: Option<String>| -> Vec<String> {
@@ -181,7 +181,7 @@ impl Store {
     }
 
     async fn find_client(&self, id: &str) -> Result<(Client, String), StoreError> {
-        let row: Option<ClientSecretRow> = read_pool!(self, |pool| {
+        let row: Option<ClientWithHashRow> = read_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT id, tenant_id, role, entities, orgs, secret_hash FROM clients \
                      WHERE id = $1",
@@ -229,7 +229,7 @@ impl Store {
     /// What a bearer token stands for; `NotFound` if it is unknown or expired (both mean 401).
     pub async fn authenticate(&self, token: &str) -> Result<Principal, StoreError> {
         let now = self.now_ms();
-        let row: Option<TokenRow> = read_pool!(self, |pool| {
+        let row: Option<TokenClientRow> = read_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT c.id, c.tenant_id, c.role, c.entities, c.orgs, t.grant_type, \
                      t.expires_at FROM tokens t JOIN clients c ON c.id = t.client_id \

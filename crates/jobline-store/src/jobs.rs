@@ -67,21 +67,25 @@ impl Fence {
         self.job
     }
 
-    /// The guard statement of this fence and its binds (`$1` now, `$2` job id, `$3` attempt),
-    /// for fenced writes made by other modules of this crate inside their own transaction.
-    pub(crate) fn guard(&self) -> (&'static str, String, i64) {
-        let sql = match self.stage {
-            FenceStage::Running => FENCE_RUNNING_SQL.as_str(),
-            FenceStage::Cancelling => FENCE_CANCELLING_SQL.as_str(),
-        };
-        (sql, self.job.to_string(), i64::from(self.attempt))
-    }
-
     fn state(&self) -> JobState {
         match self.stage {
             FenceStage::Running => JobState::Running,
             FenceStage::Cancelling => JobState::Cancelling,
         }
+    }
+
+    /// The conditional UPDATE that checks this fence (`$1` now, `$2` job id, `$3` attempt), so
+    /// that writers in other modules of this crate check it exactly as the job writes do.
+    pub(crate) fn check_sql(&self) -> &'static str {
+        match self.stage {
+            FenceStage::Running => FENCE_RUNNING_SQL.as_str(),
+            FenceStage::Cancelling => FENCE_CANCELLING_SQL.as_str(),
+        }
+    }
+
+    /// The attempt, as bound in SQL.
+    pub(crate) fn attempt_param(&self) -> i64 {
+        i64::from(self.attempt)
     }
 }
 
@@ -175,15 +179,6 @@ fn ms(d: Duration) -> i64 {
 
 /// Rows per multi-row INSERT: far below SQLite's 32,766 bound variables.
 const BATCH_ROWS: usize = 500;
-
-pub(crate) static INSERT_JOB_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "INSERT INTO jobs (id, tenant_id, kind, queue, subject, state, max_attempts, cancel_mask, \
-         payload, x_request_id, created_by, available_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $12) \
-         RETURNING {JOB_COLUMNS}"
-    )
-});
 
 /// Queues with a pending job and a free slot, round-robin. The queues with pending work are
 /// found by a loose index scan over the pending-jobs index (a recursive CTE that jumps from one
@@ -293,6 +288,15 @@ static RESCUE_CANCELLING_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Takes over a `cancelling` job whose worker died, so its kind's undo can still run: a new
+/// lease for the adopter and a new attempt, which fences out the old worker should it return.
+static ADOPT_CANCELLING_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, attempt = attempt + 1 \
+         WHERE state = 'cancelling' AND lease_expires_at < $3 RETURNING {JOB_COLUMNS}"
+    )
+});
+
 static EXHAUST_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET state = 'failed', updated_at = $1, completed_at = $1, \
@@ -360,21 +364,9 @@ impl Store {
             .bind(new.tenant.as_str())
             .execute(&mut *tx)
             .await?;
-            let row: JobRow = sqlx::query_as(&INSERT_JOB_SQL)
-                .bind(new.id.to_string())
-                .bind(new.tenant.as_str())
-                .bind(new.kind.name)
-                .bind(new.queue.as_str())
-                .bind(new.subject.as_deref())
-                .bind(new.initial.state().as_str())
-                .bind(i64::from(new.kind.max_attempts))
-                .bind(new.kind.cancel.mask())
-                .bind(new.payload.to_string())
-                .bind(new.x_request_id.as_deref())
-                .bind(new.created_by.as_deref())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
+            let mut qb = insert_jobs!(std::slice::from_ref(&new), now);
+            qb.push(format!(" RETURNING {JOB_COLUMNS}"));
+            let row: JobRow = qb.build_query_as().fetch_one(&mut *tx).await?;
             if let Some(file) = &input {
                 insert_file!(tx, new.id, file, now);
             }
@@ -408,27 +400,7 @@ impl Store {
                 qb.build().execute(&mut *tx).await?;
             }
             for chunk in jobs.chunks(BATCH_ROWS) {
-                let mut qb = QueryBuilder::new(
-                    "INSERT INTO jobs (id, tenant_id, kind, queue, subject, state, max_attempts, \
-                     cancel_mask, payload, x_request_id, created_by, available_at, created_at, \
-                     updated_at) ",
-                );
-                qb.push_values(chunk, |mut b, j| {
-                    b.push_bind(j.id.to_string())
-                        .push_bind(j.tenant.as_str())
-                        .push_bind(j.kind.name)
-                        .push_bind(j.queue.as_str())
-                        .push_bind(j.subject.as_deref())
-                        .push_bind(j.initial.state().as_str())
-                        .push_bind(i64::from(j.kind.max_attempts))
-                        .push_bind(j.kind.cancel.mask())
-                        .push_bind(j.payload.to_string())
-                        .push_bind(j.x_request_id.as_deref())
-                        .push_bind(j.created_by.as_deref())
-                        .push_bind(now)
-                        .push_bind(now)
-                        .push_bind(now);
-                });
+                let mut qb = insert_jobs!(chunk, now);
                 qb.build().execute(&mut *tx).await?;
             }
             if pg {
@@ -527,6 +499,38 @@ impl Store {
         result: Option<serde_json::Value>,
     ) -> Result<Job, StoreError> {
         self.finish(&SUCCEED_SQL, JobState::Succeeded, claimed.fence(), result, None).await
+    }
+
+    /// Completes many jobs in one transaction (one commit, one fsync), each still by its own
+    /// conditional UPDATE: a job that is no longer held at its attempt gets `Err(Fenced)` and
+    /// does not affect the others. This is how a busy runtime keeps commits per job below one.
+    pub async fn complete_many(
+        &self,
+        items: &[(&ClaimedJob, Option<serde_json::Value>)],
+    ) -> Result<Vec<Result<Job, StoreError>>, StoreError> {
+        let now = self.now_ms();
+        let rows: Vec<Option<JobRow>> = write_tx!(self, |tx, _pg| {
+            let mut rows = Vec::with_capacity(items.len());
+            for (claimed, result) in items {
+                let fence = claimed.fence();
+                let row: Option<JobRow> = sqlx::query_as(&SUCCEED_SQL)
+                    .bind(JobState::Succeeded.as_str())
+                    .bind(now)
+                    .bind(result.as_ref().map(|r| r.to_string()))
+                    .bind(None::<&str>)
+                    .bind(fence.job.to_string())
+                    .bind(i64::from(fence.attempt))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                rows.push(row);
+            }
+            rows
+        });
+        self.publish(StoreEvent::JobsAvailable);
+        Ok(rows
+            .into_iter()
+            .map(|row| row.ok_or(StoreError::Fenced).and_then(Job::try_from))
+            .collect())
     }
 
     /// The handler failed for good.
@@ -719,6 +723,27 @@ impl Store {
             self.publish(StoreEvent::JobsAvailable);
         }
         Ok(rescued)
+    }
+
+    /// Adopts `cancelling` jobs whose worker stopped renewing its lease, for worker `owner`: the
+    /// adopter runs the kind's undo and finishes the cancel (with the returned `ClaimedJob`),
+    /// so a crash during a cancel still ends with the undo done. Jobs nobody adopts are ended
+    /// `cancelled` by [`Store::rescue_expired`].
+    pub async fn adopt_cancelling(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        let now = self.now_ms();
+        let rows: Vec<JobRow> = write_tx!(self, |tx, _pg| {
+            sqlx::query_as(&ADOPT_CANCELLING_SQL)
+                .bind(owner)
+                .bind(now.saturating_add(ms(lease)))
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?
+        });
+        Ok(jobs_from_rows(rows)?.into_iter().map(|job| ClaimedJob { job }).collect())
     }
 
     /// Records progress, fenced: refused once the job is no longer running at this attempt.
@@ -929,14 +954,10 @@ impl JobRow {
 /// is not in the fence's state at the fence's attempt.
 macro_rules! check_fence {
     ($tx:ident, $fence:expr, $now:expr) => {{
-        let sql = match $fence.stage {
-            FenceStage::Running => FENCE_RUNNING_SQL.as_str(),
-            FenceStage::Cancelling => FENCE_CANCELLING_SQL.as_str(),
-        };
-        let affected = sqlx::query(sql)
+        let affected = sqlx::query($fence.check_sql())
             .bind($now)
-            .bind($fence.job.to_string())
-            .bind(i64::from($fence.attempt))
+            .bind($fence.job_id().to_string())
+            .bind($fence.attempt_param())
             .execute(&mut *$tx)
             .await?
             .rows_affected();
@@ -1008,6 +1029,36 @@ pub(crate) async fn notify_any<C: NotifyAny>(
 ) -> Result<(), StoreError> {
     conn.notify_event(event).await
 }
+
+/// A multi-row `INSERT INTO jobs` of `$rows` (a slice of `NewJob`), as a query builder for
+/// either engine; the single-job path appends `RETURNING` to the same statement.
+macro_rules! insert_jobs {
+    ($rows:expr, $now:expr) => {{
+        let mut qb = QueryBuilder::new(
+            "INSERT INTO jobs (id, tenant_id, kind, queue, subject, state, max_attempts, \
+             cancel_mask, payload, x_request_id, created_by, available_at, created_at, \
+             updated_at) ",
+        );
+        qb.push_values($rows, |mut b, j: &NewJob| {
+            b.push_bind(j.id.to_string())
+                .push_bind(j.tenant.as_str())
+                .push_bind(j.kind.name)
+                .push_bind(j.queue.as_str())
+                .push_bind(j.subject.as_deref())
+                .push_bind(j.initial.state().as_str())
+                .push_bind(i64::from(j.kind.max_attempts))
+                .push_bind(j.kind.cancel.mask())
+                .push_bind(j.payload.to_string())
+                .push_bind(j.x_request_id.as_deref())
+                .push_bind(j.created_by.as_deref())
+                .push_bind($now)
+                .push_bind($now)
+                .push_bind($now);
+        });
+        qb
+    }};
+}
+pub(crate) use insert_jobs;
 
 /// Inserts a job file inside an open transaction (either engine).
 macro_rules! insert_file {

@@ -6,12 +6,17 @@
 //! statement is spelled twice side by side. The engine is an enum over two pools rather than a
 //! trait: there are exactly two, and `Store` is not an extension point.
 //!
+//! Besides jobs, it holds the data PXM jobs act on (`catalog.rs`: products, hierarchies,
+//! variations, price books), written by the HTTP edge directly and by job handlers only through
+//! fenced writes.
+//!
 //! Rules this crate keeps (ARCHITECTURE.md lists them with the tests that check them):
 //! every job state change is one conditional UPDATE whose `WHERE` names the expected states
 //! (taken from `jobline_core::Action::sources`) and, for a worker's writes, the attempt; zero rows
 //! affected is a [`StoreError::Conflict`] or [`StoreError::Fenced`], never a silent success.
 #![warn(missing_docs)]
 
+mod catalog;
 mod error;
 mod events;
 mod identity;
@@ -19,6 +24,10 @@ mod jobs;
 mod promotions;
 mod rows;
 
+pub use catalog::{
+    BuildOutcome, CatalogPage, HierarchyCopy, ImportRow, NodeLevel, PriceBookRef, RowOutcome,
+    RowResult, Upserted,
+};
 pub use error::StoreError;
 pub use events::StoreEvent;
 pub use identity::{hash_secret, random_token, Client, Grant, IssuedToken, NewClient, Principal};

@@ -7,8 +7,8 @@
 //! first checks the job's [`Fence`]. "One pending or processing job per promotion" is decided
 //! inside one transaction ([`Store::enqueue_exclusive`]), never by a read in the caller.
 
-use crate::jobs::{notify_any, pg_notify, INSERT_JOB_SQL};
-use crate::rows::{parse_json, state_list, JobRow};
+use crate::jobs::{insert_jobs, notify_any, pg_notify};
+use crate::rows::{parse_json, state_list, JobRow, JOB_COLUMNS};
 use crate::{read_pool, write_tx, Fence, Store, StoreError, StoreEvent};
 use chrono::{DateTime, Utc};
 use jobline_core::clock::from_millis;
@@ -185,11 +185,10 @@ fn count(n: i64) -> u64 {
 /// transaction back) if the job is no longer where the writer thinks it is.
 macro_rules! fenced {
     ($tx:ident, $fence:expr, $now:expr) => {{
-        let (sql, id, attempt) = $fence.guard();
-        let affected = sqlx::query(sql)
+        let affected = sqlx::query($fence.check_sql())
             .bind($now)
-            .bind(id)
-            .bind(attempt)
+            .bind($fence.job_id().to_string())
+            .bind($fence.attempt_param())
             .execute(&mut *$tx)
             .await?
             .rows_affected();
@@ -283,21 +282,9 @@ impl Store {
                 let active = JobId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 return Err(StoreError::SubjectBusy { active });
             }
-            let row: JobRow = sqlx::query_as(&INSERT_JOB_SQL)
-                .bind(new.id.to_string())
-                .bind(new.tenant.as_str())
-                .bind(new.kind.name)
-                .bind(new.queue.as_str())
-                .bind(Some(subject.as_str()))
-                .bind(new.initial.state().as_str())
-                .bind(i64::from(new.kind.max_attempts))
-                .bind(new.kind.cancel.mask())
-                .bind(new.payload.to_string())
-                .bind(new.x_request_id.as_deref())
-                .bind(new.created_by.as_deref())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
+            let mut qb = insert_jobs!(std::slice::from_ref(&new), now);
+            qb.push(format!(" RETURNING {JOB_COLUMNS}"));
+            let row: JobRow = qb.build_query_as().fetch_one(&mut *tx).await?;
             if pg && queued {
                 pg_notify!(tx, &StoreEvent::JobsAvailable);
             }

@@ -204,6 +204,24 @@ async fn stale_attempt_cannot_complete_or_write(engine: Engine) {
     assert_eq!(store.get(&t, id).await.unwrap().result, Some(serde_json::json!({"ok": true})));
 }
 
+/// Completing several jobs at once applies each job's own fence.
+async fn complete_many_fences_each_job(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let t = tenant("t1");
+    for q in ["a", "b", "c"] {
+        store.enqueue(job("t1", q, RUNNABLE)).await.unwrap();
+    }
+    let claimed = store.claim("w", 3, LEASE, 1).await.unwrap();
+    store.request_cancel(&t, claimed[1].job().id).await.unwrap();
+    store.finish_cancel(&claimed[1], None).await.unwrap();
+    let items: Vec<_> = claimed.iter().map(|c| (c, Some(serde_json::json!({"n": 1})))).collect();
+    let out = store.complete_many(&items).await.unwrap();
+    assert_eq!(out[0].as_ref().unwrap().state, JobState::Succeeded);
+    assert!(matches!(out[1], Err(StoreError::Fenced)), "the cancelled one is not completed");
+    assert_eq!(out[2].as_ref().unwrap().result, Some(serde_json::json!({"n": 1})));
+    assert_eq!(store.get(&t, claimed[1].job().id).await.unwrap().state, JobState::Cancelled);
+}
+
 /// Expired running jobs are queued again until their attempts run out, then fail.
 async fn rescues_expired_leases_and_fails_after_max_attempts(engine: Engine) {
     let (_db, store, clock) = setup(engine).await;
@@ -249,6 +267,26 @@ async fn cancelling_job_with_expired_lease_becomes_cancelled(engine: Engine) {
     // The queue slot is free again.
     store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap();
     assert_eq!(store.claim("w", 1, LEASE, 1).await.unwrap().len(), 1);
+}
+
+/// A cancelling job whose worker vanished can be adopted by another worker to finish its undo;
+/// the old worker's attempt is fenced out.
+async fn cancelling_job_of_a_dead_worker_is_adopted_for_its_undo(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let t = tenant("t1");
+    let id = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
+    let dead = store.claim("dead", 1, LEASE, 1).await.unwrap().remove(0);
+    store.request_cancel(&t, id).await.unwrap();
+    assert!(store.adopt_cancelling("w2", LEASE).await.unwrap().is_empty(), "lease still valid");
+    clock.advance(LEASE + Duration::from_millis(1));
+    let adopted = store.adopt_cancelling("w2", LEASE).await.unwrap();
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(adopted[0].job().attempt, 2);
+    assert!(store.rescue_expired().await.unwrap().is_empty(), "adopted: not rescued too");
+    let e = [JobErrorEntry::message("late")];
+    assert!(matches!(store.append_errors(dead.undo_fence(), &e).await, Err(StoreError::Fenced)));
+    let done = store.finish_cancel(&adopted[0], Some(serde_json::json!({"deleted": 3}))).await;
+    assert_eq!(done.unwrap().state, JobState::Cancelled);
 }
 
 /// Cancel follows each kind's policy, refuses everything else with the current state, and
@@ -554,8 +592,10 @@ on_both_engines!(
     cancel_and_claim_race_has_exactly_one_winner,
     two_claimers_on_separate_pools_never_run_two_jobs_of_one_queue,
     stale_attempt_cannot_complete_or_write,
+    complete_many_fences_each_job,
     rescues_expired_leases_and_fails_after_max_attempts,
     cancelling_job_with_expired_lease_becomes_cancelled,
+    cancelling_job_of_a_dead_worker_is_adopted_for_its_undo,
     cancel_follows_the_kind_policy,
     cancel_of_running_job_fences_handler_writes,
     release_and_retry_requeue_jobs,

@@ -16,12 +16,12 @@ use crate::breakpoints::Breakpoints;
 use crate::context::{JobContext, UndoContext};
 use crate::error::JobError;
 use crate::handler::{JobHandler, Registry};
-use jobline_core::{JobId, JobState};
+use jobline_core::{Job, JobId, JobState};
 use jobline_store::{ClaimedJob, Store, StoreError, StoreEvent};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -95,7 +95,16 @@ struct Inner {
     wake: Notify,
     breakpoints: Breakpoints,
     root: CancellationToken,
+    /// Feeds the completion batcher, started on first use (see [`Runtime::complete`]).
+    completer: OnceLock<mpsc::UnboundedSender<Completion>>,
 }
+
+/// A successful run waiting to be recorded, and where to report how that went.
+type Completion =
+    (Arc<ClaimedJob>, Option<serde_json::Value>, oneshot::Sender<Result<Job, StoreError>>);
+
+/// Most completions recorded in one transaction.
+const COMPLETION_BATCH: usize = 64;
 
 impl Runtime {
     /// A runtime that runs `registry`'s kinds from `store`. Its worker id is unique per process
@@ -116,6 +125,7 @@ impl Runtime {
                 wake: Notify::new(),
                 breakpoints: Breakpoints::default(),
                 root: CancellationToken::new(),
+                completer: OnceLock::new(),
             }),
         }
     }
@@ -266,11 +276,43 @@ impl Runtime {
                 () = stop.cancelled() => return,
             }
             self.heartbeat_once().await;
+            self.adopt_cancelling().await;
             match self.inner.store.rescue_expired().await {
                 Ok(r) if !r.is_empty() => self.inner.wake.notify_one(),
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "rescue sweep failed"),
             }
+        }
+    }
+
+    /// Finishes the cancels of workers that died mid-cancel: the kind's undo runs here, so a
+    /// crash never leaves a cancelled job's effects behind.
+    async fn adopt_cancelling(&self) {
+        let c = &self.inner.config;
+        let adopted = match self.inner.store.adopt_cancelling(&self.inner.owner, c.lease).await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "could not adopt orphaned cancels");
+                return;
+            }
+        };
+        for claimed in adopted {
+            let this = self.clone();
+            let span = tracing::info_span!("adopted cancel", id = %claimed.job().id);
+            tokio::spawn(
+                async move {
+                    let claimed = Arc::new(claimed);
+                    match this.inner.registry.get(&claimed.job().kind) {
+                        Some(handler) => this.finish_cancel(&handler, &claimed).await,
+                        None => {
+                            if let Err(e) = this.inner.store.finish_cancel(&claimed, None).await {
+                                warn!(error = %e, "could not finish an adopted cancel");
+                            }
+                        }
+                    }
+                }
+                .instrument(span),
+            );
         }
     }
 
@@ -379,7 +421,7 @@ impl Runtime {
             return;
         }
         match outcome {
-            Some(Ok(Ok(result))) => match store.complete(claimed, result).await {
+            Some(Ok(Ok(result))) => match self.complete(claimed, result).await {
                 Ok(job) => debug!(state = %job.state, "job finished"),
                 Err(e) => warn!(error = %e, "could not record success"),
             },
@@ -418,6 +460,26 @@ impl Runtime {
         }
     }
 
+    /// Records a successful run. Completions that arrive while a commit is under way are
+    /// recorded together in the next transaction (each still by its own conditional UPDATE),
+    /// so a busy runtime pays far less than one commit per job, and an idle one waits for
+    /// nothing: a lone completion is written at once.
+    async fn complete(
+        &self,
+        claimed: &Arc<ClaimedJob>,
+        result: Option<serde_json::Value>,
+    ) -> Result<Job, StoreError> {
+        let sender = self.inner.completer.get_or_init(|| spawn_completer(self.inner.store.clone()));
+        let (reply, answer) = oneshot::channel();
+        if sender.send((claimed.clone(), result.clone(), reply)).is_ok() {
+            if let Ok(outcome) = answer.await {
+                return outcome;
+            }
+        }
+        // The batcher is gone (the runtime is being dropped): record it directly.
+        self.inner.store.complete(claimed, result).await
+    }
+
     /// The handler stopped after a cancel: undo what the kind says, then `cancelled`. If the
     /// job is not `cancelling` (the handler gave up on its own), it is failed instead, so it
     /// can never stay `running` under a lease this runtime keeps renewing.
@@ -444,4 +506,39 @@ impl Runtime {
             Err(e) => warn!(error = %e, "could not record cancel"),
         }
     }
+}
+
+/// The completion batcher: takes whatever completions are waiting (up to
+/// [`COMPLETION_BATCH`]) and records them in one transaction. It ends when the runtime that
+/// feeds it is dropped.
+fn spawn_completer(store: Store) -> mpsc::UnboundedSender<Completion> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Completion>();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < COMPLETION_BATCH {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            let items: Vec<_> = batch.iter().map(|(c, r, _)| (c.as_ref(), r.clone())).collect();
+            match store.complete_many(&items).await {
+                Ok(outcomes) => {
+                    for ((_, _, reply), outcome) in batch.into_iter().zip(outcomes) {
+                        let _ = reply.send(outcome);
+                    }
+                }
+                // The transaction as a whole failed: record each one alone, so each gets its
+                // own answer (and one bad apple cannot block the rest).
+                Err(e) => {
+                    warn!(error = %e, "batched completion failed; recording one by one");
+                    for (claimed, result, reply) in batch {
+                        let _ = reply.send(store.complete(&claimed, result).await);
+                    }
+                }
+            }
+        }
+    });
+    tx
 }

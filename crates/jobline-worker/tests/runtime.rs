@@ -233,6 +233,23 @@ async fn cancel_runs_the_kinds_undo(engine: Engine) {
     rt.stop().await;
 }
 
+/// A worker dies while its job is `cancelling`: another runtime adopts the job, runs the
+/// kind's undo, and ends it `cancelled` with the undo's report.
+async fn undo_of_a_worker_that_died_mid_cancel_is_finished_by_another(engine: Engine) {
+    let db = TestDb::new(engine).await;
+    let store = store(&db).await;
+    let payload = serde_json::json!({"undo_marker": 5});
+    let id = store.enqueue(new_job(MAKER, "q", payload)).await.unwrap().id;
+    // The dead worker: claims with a short lease, never heartbeats, never finishes.
+    store.claim("dead", 1, Duration::from_millis(300), 1).await.unwrap();
+    assert_eq!(store.request_cancel(&tenant(), id).await.unwrap().state, JobState::Cancelling);
+    let rt = start(store.clone(), Registry::new().with(Maker), config());
+    let j = wait_for_state(&store, id, JobState::Cancelled, Duration::from_secs(5)).await;
+    assert_eq!(j.result, Some(serde_json::json!({"deleted": 5})), "the undo ran");
+    assert_eq!(j.attempt, 2);
+    rt.stop().await;
+}
+
 /// Shutdown gives running jobs their grace and hands them back to the queue; another
 /// runtime then finishes them.
 async fn shutdown_releases_running_jobs_for_another_worker(engine: Engine) {
@@ -317,6 +334,7 @@ on_both_engines!(
     cancel_from_another_pool_arrives_within_one_heartbeat,
     deaf_handler_is_finalised_at_deadline_and_its_write_rejected,
     cancel_runs_the_kinds_undo,
+    undo_of_a_worker_that_died_mid_cancel_is_finished_by_another,
     shutdown_releases_running_jobs_for_another_worker,
     handler_outcomes_are_recorded,
 );

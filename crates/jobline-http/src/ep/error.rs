@@ -13,6 +13,12 @@ use jobline_core::{TransitionError, ValidationError};
 use jobline_store::StoreError;
 use serde::Serialize;
 
+/// The status of a successful create (a job, a resource): 201, as Elastic Path answers.
+pub const CREATED: StatusCode = StatusCode::CREATED;
+
+/// The status of a successful delete: 204, no body.
+pub const NO_CONTENT: StatusCode = StatusCode::NO_CONTENT;
+
 /// Every way an Elastic Path request can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum EpError {
@@ -140,6 +146,10 @@ impl From<StoreError> for EpError {
             StoreError::Conflict { current } => {
                 EpError::Unprocessable(format!("the job is {current}"))
             }
+            StoreError::Invalid(errors) => match errors.into_iter().next() {
+                Some(first) => first.into(),
+                None => EpError::Validation { detail: "invalid input".into(), field: None },
+            },
             StoreError::Duplicate { constraint } => EpError::Conflict(format!(
                 "a resource with the same value already exists ({constraint})"
             )),

@@ -1,6 +1,7 @@
 //! The compiled `jobline` binary as a user runs it: `serve` with no arguments in an empty
-//! directory, `clients create --json`, `migrate`, `--help`. SQLite only: the engines are
-//! covered by the in-process tests; these check the process (arguments, stdout, signals).
+//! directory, `clients create --json`, `migrate`, `--help`, and a `serve` killed with SIGKILL
+//! mid-job. Mostly SQLite: the engines are covered by the in-process tests; these check the
+//! process (arguments, stdout, signals), and the kill test runs on both engines.
 
 use crate::helpers::eventually;
 use jobline_core::SystemClock;
@@ -167,3 +168,71 @@ async fn help_explains_every_setting_and_gives_examples() {
         assert!(help.contains(expected), "serve --help lacks {expected:?}");
     }
 }
+
+/// A `jobline serve` process killed with SIGKILL while it runs a job: its lease expires, another
+/// worker rescues the job and completes it (attempt 2). Nothing is left stuck.
+async fn a_job_of_a_process_killed_mid_job_is_rescued_and_completed_by_another(
+    engine: jobline_testkit::Engine,
+) {
+    use jobline_core::{JobState, NewJob, QueueKey, TenantId};
+    use jobline_worker::jobs::sleep::SLEEP;
+    use jobline_worker::{Registry, Runtime, RuntimeConfig};
+
+    let db = jobline_testkit::TestDb::new(engine).await;
+    let dir = TempDir::new();
+    let store = db.store_with_clock(Arc::new(SystemClock)).await;
+    let tenant = TenantId::parse("t1").unwrap();
+    let queue = QueueKey::new(&tenant, "engine", "q");
+    let job = NewJob::new(tenant.clone(), SLEEP, queue, serde_json::json!({"ms": 1500}));
+    let id = store.enqueue(job).await.unwrap().id;
+
+    let mut child = jobline(&dir.0)
+        .args(["serve", "--database-url", &db.url, "--workers", "1", "--lease-secs", "1"])
+        .args(["--heartbeat-ms", "200", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start jobline serve");
+    let running = eventually(Duration::from_secs(30), || async {
+        let j = store.get(&tenant, id).await.ok()?;
+        (j.state == JobState::Running && j.progress.done > 0).then_some(j)
+    })
+    .await
+    .expect("the child process runs the job");
+    assert_eq!(running.attempt, 1);
+
+    // kill -9: no shutdown hook, no release; the lease is simply no longer renewed.
+    child.start_kill().expect("SIGKILL the child");
+    child.wait().await.expect("reap the child");
+    assert_eq!(store.get(&tenant, id).await.unwrap().state, JobState::Running, "still held");
+
+    let cfg = RuntimeConfig {
+        slots: 1,
+        lease: Duration::from_secs(1),
+        heartbeat: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(100),
+        ..RuntimeConfig::default()
+    };
+    let rescuer =
+        Runtime::new(store.clone(), jobline_worker::jobs::engine_kinds(Registry::new()), cfg);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn({
+        let (r, s) = (rescuer.clone(), stop.clone());
+        async move { r.run(s).await }
+    });
+    let done = eventually(Duration::from_secs(30), || async {
+        let j = store.get(&tenant, id).await.ok()?;
+        (j.state == JobState::Succeeded).then_some(j)
+    })
+    .await
+    .expect("the job is rescued and completed by the other worker");
+    assert_eq!(done.attempt, 2, "run again after the rescue");
+    stop.cancel();
+    task.await.unwrap();
+    store.close().await;
+}
+
+jobline_testkit::on_both_engines!(
+    a_job_of_a_process_killed_mid_job_is_rescued_and_completed_by_another
+);

@@ -10,3 +10,4 @@ mod engine;
 mod helpers;
 mod promotions;
 mod pxm;
+mod pxm_catalog;

@@ -206,7 +206,96 @@ async fn unknown_routes_and_methods_answer_in_ep_shape(engine: Engine) {
     assert_ne!(kinds::pxm::queue(&other), QueueKey::new(&default_tenant(), "pxm", "jobs"));
 }
 
+fn csv_part(bytes: Vec<u8>) -> reqwest::multipart::Form {
+    let part =
+        reqwest::multipart::Part::bytes(bytes).file_name("products.csv").mime_str("text/csv");
+    reqwest::multipart::Form::new().part("file", part.unwrap())
+}
+
+async fn job_list_total(app: &TestApp, token: &str) -> u64 {
+    let list: Value =
+        app.authed(Method::GET, "/pcm/jobs", token).send().await.unwrap().json().await.unwrap();
+    list["meta"]["results"]["total"].as_u64().unwrap()
+}
+
+async fn import_and_export_creation_checks_input_up_front(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let token = app.admin_token().await;
+    block_pxm_queue(&app).await;
+    let csv =
+        b"name,description,slug,status,commodity_type,sku\nShirt,A shirt,shirt,live,physical,s1\n";
+    let r = app
+        .authed(Method::POST, "/pcm/products/import", &token)
+        .multipart(csv_part(csv.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let job: Value = r.json().await.unwrap();
+    assert_eq!(job["data"]["attributes"]["type"], "product-import");
+    assert_eq!(job["data"]["attributes"]["status"], "pending");
+
+    // What the SDK sends from Node: a JSON body. A clean 400, not a 500.
+    let json_body = app
+        .authed(Method::POST, "/pcm/products/import", &token)
+        .json(&json!({"data": {}}))
+        .send()
+        .await
+        .unwrap();
+    let e = ep_error(json_body, 400).await;
+    assert!(e["detail"].as_str().unwrap().contains("multipart"));
+    let no_file = reqwest::multipart::Form::new().text("other", "x");
+    let r = app.authed(Method::POST, "/pcm/products/import", &token).multipart(no_file);
+    ep_error(r.send().await.unwrap(), 400).await;
+
+    // Over 50,000 rows (header included): refused, nothing created.
+    let mut big = String::from("name,description,slug,status,commodity_type\n");
+    for i in 0..50_000 {
+        big.push_str(&format!("p{i},d,p{i},live,physical\n"));
+    }
+    let r = app
+        .authed(Method::POST, "/pcm/products/import", &token)
+        .multipart(csv_part(big.into_bytes()));
+    let e = ep_error(r.send().await.unwrap(), 422).await;
+    assert!(e["detail"].as_str().unwrap().contains("50000"));
+    // Over 50 MB: 413.
+    let huge = vec![b'a'; 50 * 1024 * 1024 + 10];
+    let r = app.authed(Method::POST, "/pcm/products/import", &token).multipart(csv_part(huge));
+    ep_error(r.send().await.unwrap(), 413).await;
+    assert_eq!(job_list_total(&app, &token).await, 1, "refused uploads left nothing behind");
+
+    // Export: an empty body with a JSON content type, as the SDK sends it.
+    let r = app
+        .authed(
+            Method::POST,
+            "/pcm/products/export?filter=eq(sku,s1)&useTemplateSlugs=true",
+            &token,
+        )
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let job: Value = r.json().await.unwrap();
+    assert_eq!(job["data"]["attributes"]["type"], "product-export");
+    assert_eq!(job["data"]["meta"]["filter"], "eq(sku,s1)");
+    let r = app.authed(Method::POST, "/pcm/products/export?filter=eq(sku", &token).send();
+    let e = ep_error(r.await.unwrap(), 400).await;
+    assert_eq!(e["detail"], "Could not parse the supplied filter");
+
+    // Price import: the form is checked; the content is the job's business.
+    let form = csv_part(b"{}".to_vec()).text("file_compression", "zip");
+    let r = app.authed(Method::POST, "/pcm/pricebooks/import", &token).multipart(form);
+    ep_error(r.send().await.unwrap(), 422).await;
+    let form = csv_part(b"{}".to_vec()).text("file_compression", "none");
+    let r = app.authed(Method::POST, "/pcm/pricebooks/import", &token).multipart(form);
+    let job: Value = r.send().await.unwrap().json().await.unwrap();
+    assert_eq!(job["data"]["attributes"]["type"], "price-import");
+    assert_eq!(job_list_total(&app, &token).await, 3);
+}
+
 on_both_engines!(
+    import_and_export_creation_checks_input_up_front,
     token_endpoint_answers_in_ep_shape,
     auth_matrix_is_401_403_404,
     jobs_list_get_errors_and_cancel,
