@@ -24,11 +24,6 @@ pub enum StoreError {
         /// The violated constraint or index.
         constraint: String,
     },
-    /// The input, or the stored data it meets, breaks a domain rule: a malformed input that
-    /// skipped its `validate()`, a product's ambiguous `build_rules`, a child slug that is not
-    /// URL compatible. Each error names its field; nothing was written.
-    #[error("{}", join(.0))]
-    Invalid(Vec<ValidationError>),
     /// An exclusive enqueue was refused: another job on the same subject is still pending or
     /// running (Promotions allow one such job per promotion, vendor-apis.md B.5).
     #[error("subject busy: job {active} is still active")]
@@ -45,6 +40,11 @@ pub enum StoreError {
     /// The row is still in use and cannot be removed (a definition that has records).
     #[error("{0} is in use")]
     InUse(String),
+    /// The input, or the stored data it meets, breaks a domain rule: a malformed input that
+    /// skipped its `validate()`, a product's ambiguous `build_rules`, a child slug that is not
+    /// URL compatible. Each error names its field; nothing was written.
+    #[error("{}", join(.0))]
+    Invalid(Vec<ValidationError>),
     /// A stored value could not be read back (a bug or a hand-edited database).
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -8,7 +8,7 @@
 //! inside one transaction ([`Store::enqueue_exclusive`]), never by a read in the caller.
 
 use crate::jobs::{check_fence, insert_jobs, notify_any, pg_notify};
-use crate::rows::{parse_json, state_list, JobRow};
+use crate::rows::{parse_json, state_list, JobRow, JOB_COLUMNS};
 use crate::{read_pool, write_tx, Fence, Store, StoreError, StoreEvent};
 use chrono::{DateTime, Utc};
 use jobline_core::clock::from_millis;
@@ -266,7 +266,7 @@ impl Store {
                 return Err(StoreError::SubjectBusy { active });
             }
             let mut qb = insert_jobs!(std::slice::from_ref(&new), now);
-            qb.push(format!(" RETURNING {}", crate::rows::JOB_COLUMNS));
+            qb.push(format!(" RETURNING {JOB_COLUMNS}"));
             let row: JobRow = qb.build_query_as().fetch_one(&mut *tx).await?;
             if pg && queued {
                 pg_notify!(tx, &StoreEvent::JobsAvailable);

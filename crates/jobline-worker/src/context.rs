@@ -93,11 +93,19 @@ impl JobContext {
 pub struct UndoContext {
     claimed: Arc<ClaimedJob>,
     store: Store,
+    breakpoints: Breakpoints,
 }
 
 impl UndoContext {
-    pub(crate) fn new(claimed: Arc<ClaimedJob>, store: Store) -> Self {
-        Self { claimed, store }
+    pub(crate) fn new(claimed: Arc<ClaimedJob>, store: Store, breakpoints: Breakpoints) -> Self {
+        Self { claimed, store, breakpoints }
+    }
+
+    /// A named pause point for tests (see [`Breakpoints`]). An undo runs because of a cancel
+    /// and is not itself cancellable, so it waits until the test releases it; tests use it to
+    /// observe a job while it is still `cancelling`.
+    pub async fn breakpoint(&self, name: &str) {
+        self.breakpoints.pass(name, &CancellationToken::new()).await;
     }
 
     /// The job being undone.

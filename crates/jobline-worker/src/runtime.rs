@@ -485,7 +485,8 @@ impl Runtime {
     /// can never stay `running` under a lease this runtime keeps renewing.
     async fn finish_cancel(&self, handler: &Arc<dyn JobHandler>, claimed: &Arc<ClaimedJob>) {
         let store = &self.inner.store;
-        let undo = handler.undo(UndoContext::new(claimed.clone(), store.clone())).await;
+        let ctx = UndoContext::new(claimed.clone(), store.clone(), self.inner.breakpoints.clone());
+        let undo = handler.undo(ctx).await;
         let result = match undo {
             Ok(r) => r,
             Err(e) => {

@@ -31,6 +31,10 @@ pub const EXPORT_FILE: &str = "promotion-codes.csv";
 /// while it is processing).
 pub const GENERATE_BATCH_BREAKPOINT: &str = "promotions/code_generate:batch";
 
+/// Named pause point at the start of the undo of a cancelled `code_generate` (tests hold the
+/// job there to see it `cancelling`).
+pub const GENERATE_UNDO_BREAKPOINT: &str = "promotions/code_generate:undo";
+
 /// Rounds in a row that may insert nothing (every code collided) before the job gives up:
 /// only a nearly full code space gets there.
 const MAX_FRUITLESS_ROUNDS: u32 = 20;
@@ -119,6 +123,7 @@ impl JobHandler for CodeGenerate {
     }
 
     async fn undo(&self, ctx: UndoContext) -> Result<Option<Value>, JobError> {
+        ctx.breakpoint(GENERATE_UNDO_BREAKPOINT).await;
         let generated = ctx.store().count_codes_of_job(ctx.job().id).await?;
         let deleted = ctx.store().delete_codes_of_job(ctx.fence()).await?;
         Ok(Some(json!({ "generated": generated, "deleted": deleted })))

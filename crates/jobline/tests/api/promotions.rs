@@ -4,9 +4,9 @@
 //! handler's breakpoint.
 
 use crate::helpers::{eventually, TestApp};
-use jobline_core::{kinds, NewJob, TenantId};
+use jobline_core::{kinds, NewJob, Role, TenantId};
 use jobline_testkit::{on_both_engines, Engine};
-use jobline_worker::jobs::promotions::GENERATE_BATCH_BREAKPOINT;
+use jobline_worker::jobs::promotions::{GENERATE_BATCH_BREAKPOINT, GENERATE_UNDO_BREAKPOINT};
 use jobline_worker::jobs::sleep::SLEEP;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -348,6 +348,8 @@ async fn cancel_of_processing_promotion_job_goes_cancelling_then_cancelled(engin
     let p = Promo::spawn(engine).await;
     let pid = p.promotion(Some(100_000)).await;
     let bp = p.app.breakpoints.arm(GENERATE_BATCH_BREAKPOINT);
+    // Holds the job in `cancelling` once it has stopped, until the test has looked at it.
+    let undo = p.app.breakpoints.arm(GENERATE_UNDO_BREAKPOINT);
     let job = p.generate(&pid, json!({"number_of_codes": 20_000})).await;
     let id = job["id"].as_str().unwrap();
     tokio::time::timeout(WITHIN, bp.reached()).await.expect("the job reaches its first batch");
@@ -363,8 +365,15 @@ async fn cancel_of_processing_promotion_job_goes_cancelling_then_cancelled(engin
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["data"]["status"], "cancelling");
     assert_eq!(body["data"]["rule_promotion_id"], pid.as_str());
+    bp.release(); // the cancel has released it already; this is harmless
+    tokio::time::timeout(WITHIN, undo.reached()).await.expect("the handler stops and undoes");
     assert_eq!(p.job(&pid, id).await["status"], "cancelling");
-    bp.release();
+    assert_eq!(
+        p.codes(&pid).await.len(),
+        made,
+        "nothing written after the cancel, nothing undone yet"
+    );
+    undo.release();
 
     let done = p.until(&pid, id, "cancelled").await;
     assert_eq!(done["result"], json!({"generated": made, "deleted": made}));
@@ -379,6 +388,30 @@ async fn cancel_of_processing_promotion_job_goes_cancelling_then_cancelled(engin
     p.until(&pid, small_id, "completed").await;
     let r = p.cancel("promotions", &pid, small_id).await;
     assert_eq!(ep_error(r, 422).await["detail"], CANCEL_REFUSED);
+}
+
+async fn another_store_sees_none_of_it(engine: Engine) {
+    let p = Promo::spawn(engine).await;
+    let pid = p.promotion(None).await;
+    let job = p.generate(&pid, json!({"number_of_codes": 3})).await;
+    let id = job["id"].as_str().unwrap();
+    p.until(&pid, id, "completed").await;
+    let store_2 = TenantId::parse("store-2").unwrap();
+    let other = p.app.store.create_client(&store_2, Role::Admin, None).await.unwrap();
+    let other = Promo { token: p.app.ep_token(&other).await, app: p.app };
+    for path in [
+        format!("/v2/promotions/{pid}"),
+        format!("/v2/promotions/{pid}/codes"),
+        format!("/v2/promotions/{pid}/jobs"),
+        format!("/v2/rule-promotions/{pid}/jobs/{id}/file"),
+    ] {
+        ep_error(other.send(Method::GET, &path, None).await, 404).await;
+    }
+    ep_error(other.cancel("promotions", &pid, id).await, 404).await;
+    let create = other.create_job("promotions", &pid, json!({"job_type": "code_export"}));
+    ep_error(create.await, 404).await;
+    let list = other.ok(Method::GET, "/v2/promotions", None, 200).await;
+    assert_eq!(list["meta"]["results"]["total"], 0);
 }
 
 /// A cancel sent to another process (an API-only node on the same PostgreSQL database) reaches
@@ -422,4 +455,5 @@ on_both_engines!(
     codes_beyond_the_limit_fail_the_job,
     a_pending_job_cancels_at_once_and_holds_the_promotion_until_then,
     cancel_of_processing_promotion_job_goes_cancelling_then_cancelled,
+    another_store_sees_none_of_it,
 );
