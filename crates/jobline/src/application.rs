@@ -157,7 +157,8 @@ async fn grace_after(stop: &CancellationToken, grace: Duration) {
 
 /// The job kinds this binary runs.
 fn registry() -> Registry {
-    jobline_worker::jobs::engine_kinds(Registry::new())
+    let registry = jobline_worker::jobs::engine_kinds(Registry::new());
+    jobline_worker::jobs::pxm_kinds(registry)
 }
 
 /// On a database without clients, creates tenant [`DEFAULT_TENANT`] and an admin client for it,

@@ -3,6 +3,7 @@
 //! API.
 
 pub mod noop;
+pub mod pxm;
 pub mod sleep;
 
 use crate::handler::Registry;
@@ -10,4 +11,14 @@ use crate::handler::Registry;
 /// The engine's built-in kinds.
 pub fn engine_kinds(registry: Registry) -> Registry {
     registry.with(noop::Noop).with(sleep::Sleep)
+}
+
+/// The Elastic Path PXM kinds (`jobline_core::kinds::pxm`).
+pub fn pxm_kinds(registry: Registry) -> Registry {
+    registry
+        .with(pxm::ProductImport)
+        .with(pxm::ProductExport)
+        .with(pxm::HierarchyDuplicate)
+        .with(pxm::ChildProducts)
+        .with(pxm::PriceImport)
 }
