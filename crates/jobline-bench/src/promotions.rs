@@ -47,7 +47,8 @@ pub(crate) async fn bench(engine: Engine, codes: u64, r: &mut Report) -> Result<
 
     let p = promotion(&store, &t, codes).await?;
     let id = store.enqueue_exclusive(generate_job(&t, &p, codes)).await?.id;
-    let cfg = RuntimeConfig { slots: 1, lease: Duration::from_secs(60), ..RuntimeConfig::default() };
+    let cfg =
+        RuntimeConfig { slots: 1, lease: Duration::from_secs(60), ..RuntimeConfig::default() };
     let rt = Runtime::new(store.clone(), registry(), cfg.clone());
     let started = Instant::now();
     rt.run_until_idle().await?;
@@ -56,10 +57,18 @@ pub(crate) async fn bench(engine: Engine, codes: u64, r: &mut Report) -> Result<
     if job.state != JobState::Succeeded {
         bail!("code generation ended {} ({:?})", job.state, job.error);
     }
-    r.add(engine, &format!("code_generate, {codes} codes (12 characters), codes/s"), per_sec(codes as usize, took));
+    r.add(
+        engine,
+        &format!("code_generate, {codes} codes (12 characters), codes/s"),
+        per_sec(codes as usize, took),
+    );
 
     // Cancel latency: a generation job that would run for long, cancelled once running.
-    let rt = Runtime::new(store.clone(), registry(), RuntimeConfig { heartbeat: Duration::from_secs(1), ..cfg });
+    let rt = Runtime::new(
+        store.clone(),
+        registry(),
+        RuntimeConfig { heartbeat: Duration::from_secs(1), ..cfg },
+    );
     let stop = CancellationToken::new();
     let task = tokio::spawn({
         let (rt, stop) = (rt.clone(), stop.clone());
@@ -97,7 +106,11 @@ pub(crate) async fn bench(engine: Engine, codes: u64, r: &mut Report) -> Result<
     store.close().await;
 
     let took = raw_codes(engine, codes).await?;
-    r.add(engine, &format!("ceiling: raw multi-row INSERT of {codes} codes, codes/s"), per_sec(codes as usize, took));
+    r.add(
+        engine,
+        &format!("ceiling: raw multi-row INSERT of {codes} codes, codes/s"),
+        per_sec(codes as usize, took),
+    );
     Ok(())
 }
 
@@ -147,11 +160,15 @@ async fn raw_codes(engine: Engine, n: u64) -> Result<Duration> {
                 .create_if_missing(true)
                 .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
-            let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+                .await?;
             raw_codes!(pool, n)
         }
         Engine::Postgres => {
-            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await?;
+            let pool =
+                sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await?;
             raw_codes!(pool, n)
         }
     })

@@ -997,7 +997,9 @@ impl Store {
                         continue;
                     }
                 };
-                sqlx::raw_sql("SAVEPOINT import_row").execute(&mut *tx).await?;
+                // `query`, not `raw_sql`: the future of `raw_sql(..).execute(&mut *tx)` fails
+                // rustc's higher-ranked `Send` check, so a worker could not await this call.
+                sqlx::query("SAVEPOINT import_row").execute(&mut *tx).await?;
                 let written: Result<RowResult, StoreError> = async {
                     match &current {
                         Some(c) => {
@@ -1015,7 +1017,7 @@ impl Store {
                 let result = match written {
                     Ok(result) => result,
                     Err(StoreError::Duplicate { constraint }) => {
-                        sqlx::raw_sql("ROLLBACK TO SAVEPOINT import_row").execute(&mut *tx).await?;
+                        sqlx::query("ROLLBACK TO SAVEPOINT import_row").execute(&mut *tx).await?;
                         let field = match constraint.as_str() {
                             "products_sku" => "data.attributes.sku",
                             "products_slug" => "data.attributes.slug",
@@ -1026,7 +1028,7 @@ impl Store {
                     }
                     Err(e) => return Err(e),
                 };
-                sqlx::raw_sql("RELEASE SAVEPOINT import_row").execute(&mut *tx).await?;
+                sqlx::query("RELEASE SAVEPOINT import_row").execute(&mut *tx).await?;
                 outcomes.push(RowOutcome { row: r.row, result });
             }
             let errors: Vec<JobErrorEntry> = outcomes

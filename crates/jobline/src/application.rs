@@ -159,6 +159,7 @@ async fn grace_after(stop: &CancellationToken, grace: Duration) {
 fn registry() -> Registry {
     let registry = jobline_worker::jobs::engine_kinds(Registry::new());
     let registry = jobline_worker::jobs::promotions_kinds(registry);
+    let registry = jobline_worker::jobs::pxm_kinds(registry);
     jobline_worker::jobs::zuora_kinds(registry)
 }
 

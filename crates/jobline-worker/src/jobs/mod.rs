@@ -5,6 +5,7 @@
 
 pub mod noop;
 pub mod promotions;
+pub mod pxm;
 pub mod sleep;
 pub mod zuora;
 
@@ -23,4 +24,14 @@ pub fn promotions_kinds(registry: Registry) -> Registry {
 /// The Zuora dialect's kinds.
 pub fn zuora_kinds(registry: Registry) -> Registry {
     registry.with(zuora::ZuoraBulk)
+}
+
+/// The Elastic Path PXM kinds (`jobline_core::kinds::pxm`).
+pub fn pxm_kinds(registry: Registry) -> Registry {
+    registry
+        .with(pxm::ProductImport)
+        .with(pxm::ProductExport)
+        .with(pxm::HierarchyDuplicate)
+        .with(pxm::ChildProducts)
+        .with(pxm::PriceImport)
 }

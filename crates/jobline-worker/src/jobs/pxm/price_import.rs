@@ -1,0 +1,303 @@
+//! `pxm/price-import` (vendor-apis.md A.12; DECISIONS.md "Effects of jobs"): creates or
+//! updates price books and product prices from a stream of JSON objects, optionally gzip.
+//!
+//! The file is a stream of concatenated JSON values, not strictly one per line: EP's own
+//! `example_file_all.jsonl` is pretty-printed. The whole file is read and checked first
+//! (objects may come in any order), then price books are written, then prices, each object in
+//! its own fenced transaction. The first hard error fails the job and is listed in its errors,
+//! with the object's number (1-based, in file order) as its row; objects written before it stay,
+//! as the vendor does ("best endeavours"). An error found while reading (bad gzip, bad JSON, an
+//! object of the wrong shape, a missing SKU) is therefore found before anything is written;
+//! one that needs the database (an unknown price book, a taken name) stops the writes where it
+//! occurs.
+//!
+//! Result: `{"pricebooks": {"created", "updated"}, "prices": {"created", "updated"}}`.
+
+use super::{fail, input_file, is_runtime_error, payload};
+use crate::{JobContext, JobError, JobHandler};
+use async_trait::async_trait;
+use jobline_core::catalog::{PriceBookId, PriceBookInput, PriceId, PriceInput};
+use jobline_core::{kinds, KindSpec};
+use jobline_store::{PriceBookRef, StoreError, Upserted};
+use serde::Deserialize;
+use serde_json::Value;
+use std::io::Read;
+
+/// Handler of [`kinds::pxm::PRICE_IMPORT`].
+#[derive(Debug, Clone, Copy)]
+pub struct PriceImport;
+
+/// Objects between progress writes.
+const PROGRESS_EVERY: u64 = 100;
+
+#[derive(Debug, Deserialize)]
+struct Params {
+    #[serde(default)]
+    gzip: bool,
+}
+
+/// One object of the file, checked and ready to write.
+#[derive(Debug)]
+enum Object {
+    Book(PriceBookInput),
+    Price(PriceBookRef, PriceInput),
+}
+
+/// An object's number in the file (1-based) and what it holds.
+type Numbered = (i64, Object);
+
+/// Why the import stopped: the object concerned (if any) and the message.
+type Stop = (Option<i64>, String);
+
+#[async_trait]
+impl JobHandler for PriceImport {
+    fn spec(&self) -> KindSpec {
+        kinds::pxm::PRICE_IMPORT
+    }
+
+    async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {
+        let p: Params = payload(&ctx)?;
+        let bytes = input_file(&ctx).await?;
+        let objects = match read(&bytes, p.gzip) {
+            Ok(o) => o,
+            Err((row, message)) => return Err(fail(&ctx, row, message).await),
+        };
+        let total = objects.len() as u64;
+        ctx.progress(0, Some(total)).await?;
+        let (books, prices): (Vec<Numbered>, Vec<Numbered>) =
+            objects.into_iter().partition(|(_, o)| matches!(o, Object::Book(_)));
+        let tenant = &ctx.job().tenant;
+        let mut counts = [[0u64; 2]; 2];
+        let (mut done, mut reported) = (0u64, 0u64);
+        for (n, object) in books.iter().chain(&prices) {
+            ctx.checkpoint()?;
+            let written = match object {
+                Object::Book(input) => ctx
+                    .store()
+                    .upsert_pricebook(ctx.fence(), tenant, input)
+                    .await
+                    .map(|u| (0, matches!(u, Upserted::Updated(_)))),
+                Object::Price(book, input) => ctx
+                    .store()
+                    .upsert_price(ctx.fence(), tenant, book, input)
+                    .await
+                    .map(|u| (1, matches!(u, Upserted::Updated(_)))),
+            };
+            match written {
+                Ok((kind, updated)) => counts[kind][usize::from(updated)] += 1,
+                Err(e) if is_runtime_error(&e) => return Err(e.into()),
+                Err(e) => return Err(fail(&ctx, Some(*n), write_error(object, e)).await),
+            }
+            done += 1;
+            if done - reported >= PROGRESS_EVERY {
+                ctx.progress(done, Some(total)).await?;
+                reported = done;
+            }
+        }
+        ctx.progress(done, Some(total)).await?;
+        let count = |c: [u64; 2]| serde_json::json!({ "created": c[0], "updated": c[1] });
+        Ok(Some(serde_json::json!({
+            "pricebooks": count(counts[0]),
+            "prices": count(counts[1]),
+        })))
+    }
+}
+
+/// The vendor's words for what the database refused (A.12), where it has some.
+fn write_error(object: &Object, e: StoreError) -> String {
+    match (object, e) {
+        (Object::Book(_), StoreError::NotFound) => "price book id(s) not found".into(),
+        (Object::Price(_, input), StoreError::NotFound) if input.id.is_some() => {
+            "price book id(s) or price id(s) not found".into()
+        }
+        (Object::Price(..), StoreError::NotFound) => "price book id(s) not found".into(),
+        (_, StoreError::Duplicate { constraint }) => match constraint.as_str() {
+            "pricebooks_name" => "the price book already exists".into(),
+            "prices_sku" => "duplicate sku found in price book".into(),
+            _ => "duplicate external ref found".into(),
+        },
+        (_, e) => e.to_string(),
+    }
+}
+
+/// Decompresses (when asked) and reads every object of the file, checking each; the first
+/// problem stops the import before anything is written.
+fn read(bytes: &[u8], gzip: bool) -> Result<Vec<Numbered>, Stop> {
+    let unzipped;
+    let text = if gzip {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .map_err(|_| (None, "error processing gzip file".to_owned()))?;
+        unzipped = out;
+        &unzipped[..]
+    } else {
+        bytes
+    };
+    let mut objects = Vec::new();
+    for (i, value) in serde_json::Deserializer::from_slice(text).into_iter::<Value>().enumerate() {
+        let n = i as i64 + 1;
+        let invalid = || (Some(n), format!("error processing object '{n}' invalid json provided"));
+        let value = value.map_err(|_| invalid())?;
+        let object = object(&value).map_err(|reason| match reason {
+            Reason::Json => invalid(),
+            Reason::Rule(message) => (Some(n), message),
+        })?;
+        objects.push((n, object));
+    }
+    Ok(objects)
+}
+
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    data: Data,
+}
+
+/// The fields of both object types; which apply depends on `type`.
+#[derive(Debug, Deserialize)]
+struct Data {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    pricebook_id: Option<String>,
+    #[serde(default)]
+    pricebook_external_ref: Option<String>,
+    #[serde(default)]
+    attributes: Attributes,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Attributes {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    external_ref: Option<String>,
+    #[serde(default)]
+    sku: Option<String>,
+    #[serde(default)]
+    currencies: Value,
+    #[serde(default)]
+    sales: Option<Value>,
+    #[serde(default)]
+    admin_attributes: Option<Value>,
+    #[serde(default)]
+    shopper_attributes: Option<Value>,
+    // Some clients put the book's key among the attributes; accept it there too.
+    #[serde(default)]
+    pricebook_id: Option<String>,
+    #[serde(default)]
+    pricebook_external_ref: Option<String>,
+}
+
+/// Why an object was refused while reading.
+enum Reason {
+    /// Not the shape of either object type: EP's "invalid json provided".
+    Json,
+    /// A rule of the object's type, in these words.
+    Rule(String),
+}
+
+fn object(value: &Value) -> Result<Object, Reason> {
+    let Envelope { data } = Envelope::deserialize(value).map_err(|_| Reason::Json)?;
+    let a = data.attributes;
+    let rules = |errors: Vec<jobline_core::ValidationError>| {
+        let text = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        Reason::Rule(text)
+    };
+    match data.kind.as_str() {
+        "pricebook" => {
+            let id = match data.id.as_deref().filter(|s| !s.is_empty()) {
+                None => None,
+                Some(s) => Some(
+                    PriceBookId::parse(s)
+                        .map_err(|_| Reason::Rule("price book id(s) not found".into()))?,
+                ),
+            };
+            let input = PriceBookInput {
+                id,
+                name: a.name.unwrap_or_default(),
+                description: a.description,
+                external_ref: a.external_ref,
+            };
+            let errors = input.validate();
+            if errors.is_empty() {
+                Ok(Object::Book(input))
+            } else {
+                Err(rules(errors))
+            }
+        }
+        "product-price" => {
+            let by_id = data.pricebook_id.or(a.pricebook_id).filter(|s| !s.is_empty());
+            let by_ref = data.pricebook_external_ref.or(a.pricebook_external_ref);
+            let book = match (by_id, by_ref.filter(|s| !s.is_empty())) {
+                (Some(id), _) => PriceBookRef::Id(
+                    PriceBookId::parse(&id)
+                        .map_err(|_| Reason::Rule("price book id(s) not found".into()))?,
+                ),
+                (None, Some(ext)) => PriceBookRef::ExternalRef(ext),
+                (None, None) => {
+                    return Err(Reason::Rule(
+                        "missing pricebook_id or pricebook_external_ref for price".into(),
+                    ))
+                }
+            };
+            let id = match data.id.as_deref().filter(|s| !s.is_empty()) {
+                None => None,
+                Some(s) => Some(
+                    PriceId::parse(s).map_err(|_| Reason::Rule("price id(s) not found".into()))?,
+                ),
+            };
+            let input = PriceInput {
+                id,
+                sku: a.sku.unwrap_or_default(),
+                external_ref: a.external_ref,
+                currencies: a.currencies,
+                sales: a.sales,
+                admin_attributes: a.admin_attributes,
+                shopper_attributes: a.shopper_attributes,
+            };
+            let errors = input.validate();
+            if errors.is_empty() {
+                Ok(Object::Price(book, input))
+            } else {
+                Err(rules(errors))
+            }
+        }
+        other => Err(Reason::Rule(format!("unsupported object type {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pretty_printed_and_one_line_objects_are_read_alike() {
+        let file = br#"{"data": {"type": "pricebook",
+              "attributes": {"name": "B", "external_ref": "b"}}}
+            {"data":{"type":"product-price","pricebook_external_ref":"b","attributes":{"sku":"s","currencies":{"USD":{"amount":100,"includes_tax":false}}}}}"#;
+        let objects = read(file, false).unwrap();
+        assert_eq!(objects.len(), 2);
+        assert!(
+            matches!(&objects[1].1, Object::Price(PriceBookRef::ExternalRef(r), _) if r == "b")
+        );
+    }
+
+    #[test]
+    fn the_first_bad_object_is_named() {
+        let bad = br#"{"data":{"type":"pricebook","attributes":{"name":"B"}}} {"data": ["#;
+        assert_eq!(
+            read(bad, false).unwrap_err(),
+            (Some(2), "error processing object '2' invalid json provided".to_owned())
+        );
+        let no_sku = br#"{"data":{"type":"product-price","pricebook_external_ref":"b","attributes":{"currencies":{"USD":{"amount":1,"includes_tax":true}}}}}"#;
+        let (row, message) = read(no_sku, false).unwrap_err();
+        assert_eq!(row, Some(1));
+        assert!(message.contains("missing sku for price"), "{message}");
+        assert_eq!(read(b"not gzip", true).unwrap_err().1, "error processing gzip file");
+    }
+}

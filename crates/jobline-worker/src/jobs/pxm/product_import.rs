@@ -1,0 +1,223 @@
+//! `pxm/product-import` (vendor-apis.md A.8): creates or updates one product per CSV row.
+//!
+//! The whole file is parsed first (it is at most 50 MB, checked at upload), so a missing
+//! required header fails the job before anything is written. Rows then go to the store in
+//! batches of [`BATCH_ROWS`]: each batch is one fenced transaction with a savepoint per row, in
+//! which bad rows roll back alone and their errors are recorded with them. Rows are numbered by
+//! the file line their record starts on (the header is row 1). The job ends `failed` if any row
+//! failed (the good rows stay), else `success` with `{"created": n, "updated": m}`
+//! (DECISIONS.md, "Effects of jobs").
+//!
+//! The payload's `locale` only matters for flow-entry dates, which jobline stores as given, so
+//! it is not used. A retry after a database outage starts again from the first row: rows that
+//! carry an `id` or `external_ref` are then updated again, not duplicated.
+
+use super::csv_layout::{classify, split_tags, Column, MAIN_IMAGE, REQUIRED};
+use super::{fail, input_file};
+use crate::{JobContext, JobError, JobHandler};
+use async_trait::async_trait;
+use jobline_core::catalog::ProductInput;
+use jobline_core::{kinds, JobErrorEntry, KindSpec};
+use jobline_store::{ImportRow, RowResult};
+use serde_json::{Map, Value};
+
+/// Rows per store transaction: large enough to amortise the commit, small enough to keep the
+/// write lock short on SQLite and to give progress every few hundred rows.
+pub const BATCH_ROWS: usize = 500;
+
+/// The breakpoint passed after each batch (for tests).
+pub const BATCH_BREAKPOINT: &str = "pxm/product-import:batch";
+
+/// Handler of [`kinds::pxm::PRODUCT_IMPORT`].
+#[derive(Debug, Clone, Copy)]
+pub struct ProductImport;
+
+/// A data row that could not even be read as a product (wrong number of cells, bad bytes):
+/// its row number and why.
+type RowError = (i64, String);
+
+#[async_trait]
+impl JobHandler for ProductImport {
+    fn spec(&self) -> KindSpec {
+        kinds::pxm::PRODUCT_IMPORT
+    }
+
+    async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {
+        let bytes = input_file(&ctx).await?;
+        let rows = match parse(&bytes) {
+            Ok(rows) => rows,
+            Err(message) => return Err(fail(&ctx, None, message).await),
+        };
+        let total = rows.len() as u64;
+        ctx.progress(0, Some(total)).await?;
+        let (mut created, mut updated, mut failed, mut done) = (0u64, 0u64, 0u64, 0u64);
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            ctx.checkpoint()?;
+            let mut good = Vec::with_capacity(BATCH_ROWS);
+            let mut bad = Vec::new();
+            for row in rows.by_ref().take(BATCH_ROWS) {
+                match row {
+                    Ok(r) => good.push(r),
+                    Err((row, message)) => bad
+                        .push(JobErrorEntry { row: Some(row), ..JobErrorEntry::message(message) }),
+                }
+            }
+            done += (good.len() + bad.len()) as u64;
+            if !bad.is_empty() {
+                failed += bad.len() as u64;
+                ctx.record_errors(&bad).await?;
+            }
+            // The store records the errors of the rows it refuses in the same transaction.
+            let outcomes =
+                ctx.store().import_products(ctx.fence(), &ctx.job().tenant, &good).await?;
+            for o in outcomes {
+                match o.result {
+                    RowResult::Created(_) => created += 1,
+                    RowResult::Updated(_) => updated += 1,
+                    RowResult::Failed(_) => failed += 1,
+                }
+            }
+            ctx.progress(done, Some(total)).await?;
+            ctx.breakpoint(BATCH_BREAKPOINT).await;
+        }
+        if failed > 0 {
+            return Err(JobError::Fatal(format!(
+                "{failed} of {total} rows failed; see the job's errors"
+            )));
+        }
+        Ok(Some(serde_json::json!({ "created": created, "updated": updated })))
+    }
+}
+
+/// Reads the file into import rows. `Err` fails the whole job (no header, a required header
+/// missing, a header given twice); a row that cannot be read is a row error.
+fn parse(bytes: &[u8]) -> Result<Vec<Result<ImportRow, RowError>>, String> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+    let mut records = reader.byte_records();
+    let header = match records.next() {
+        None => return Err("the file is empty; a header row is required".into()),
+        Some(Err(e)) => return Err(format!("the csv header cannot be read: {e}")),
+        Some(Ok(h)) => h,
+    };
+    let mut columns = Vec::with_capacity(header.len());
+    for (i, raw) in header.iter().enumerate() {
+        let raw =
+            std::str::from_utf8(raw).map_err(|_| "the csv header is not valid UTF-8".to_owned())?;
+        // Spreadsheet programs start UTF-8 files with a byte order mark.
+        let raw = if i == 0 { raw.trim_start_matches('\u{feff}') } else { raw };
+        let column = classify(raw);
+        if column != Column::Ignored && columns.contains(&column) {
+            return Err(format!("duplicate csv header: {}", raw.trim()));
+        }
+        columns.push(column);
+    }
+    if let Some(missing) = REQUIRED.iter().find(|r| !columns.contains(&Column::Fixed(r))) {
+        return Err(format!("missing required csv header: {missing}"));
+    }
+    let mut rows = Vec::new();
+    for record in records {
+        rows.push(match record {
+            Ok(rec) => {
+                let row = rec.position().map_or(0, |p| p.line()) as i64;
+                read_row(&columns, &rec).map(|input| ImportRow { row, input }).map_err(|m| (row, m))
+            }
+            Err(e) => {
+                let row = e.position().map_or(0, |p| p.line()) as i64;
+                Err((row, format!("the row is not valid csv: {e}")))
+            }
+        });
+    }
+    Ok(rows)
+}
+
+/// One record as a product input, under the module rules of `jobline_core::catalog`: an
+/// absent column is "not given", an empty cell clears an optional field.
+fn read_row(columns: &[Column], rec: &csv::ByteRecord) -> Result<ProductInput, String> {
+    if rec.len() != columns.len() {
+        return Err(format!("the row has {} fields, the header has {}", rec.len(), columns.len()));
+    }
+    let mut input = ProductInput::default();
+    let mut extras = Map::new();
+    for (column, cell) in columns.iter().zip(rec.iter()) {
+        let cell =
+            std::str::from_utf8(cell).map_err(|_| "the row is not valid UTF-8".to_owned())?;
+        let text = || Some(cell.to_owned());
+        let or_null = || if cell.is_empty() { Value::Null } else { Value::from(cell) };
+        match column {
+            Column::Fixed("id") => input.id = Some(cell.trim().to_owned()),
+            Column::Fixed("external_ref") => input.external_ref = text(),
+            Column::Fixed("name") => input.name = cell.to_owned(),
+            Column::Fixed("description") => input.description = cell.to_owned(),
+            Column::Fixed("slug") => input.slug = cell.trim().to_owned(),
+            // An empty status keeps the stored one (draft for a new product).
+            Column::Fixed("status") => {
+                input.status = Some(cell.trim()).filter(|s| !s.is_empty()).map(str::to_owned)
+            }
+            Column::Fixed("commodity_type") => input.commodity_type = cell.trim().to_owned(),
+            Column::Fixed("upc_ean") => input.upc_ean = text(),
+            Column::Fixed("mpn") => input.mpn = text(),
+            Column::Fixed("sku") => input.sku = text(),
+            Column::Fixed("tags") => input.tags = Some(split_tags(cell)),
+            Column::Fixed(MAIN_IMAGE) => {
+                extras.insert(MAIN_IMAGE.to_owned(), or_null());
+            }
+            Column::Fixed(_) | Column::Ignored => {}
+            Column::Template(key) => {
+                extras.insert(key.clone(), or_null());
+            }
+            Column::Attribute { family, key } => {
+                let attrs = extras.entry(*family).or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(attrs) = attrs {
+                    attrs.insert(key.clone(), Value::from(cell));
+                }
+            }
+        }
+    }
+    input.extras = Value::Object(extras);
+    Ok(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_numbered_by_their_first_line_and_cells_follow_the_column_rules() {
+        let file = "Name,description,SLUG,status,commodity_type,tags,template: f : x,admin_attributes.k,_created_at\n\
+                    a,\"two\nlines\",a,Live,physical,\"t1,t2\",,v,2020\n\
+                    b,d,b,,digital,,1,,\n\
+                    c,d\n";
+        let rows = parse(file.as_bytes()).unwrap();
+        assert_eq!(rows.len(), 3);
+        let a = rows[0].as_ref().unwrap();
+        assert_eq!(a.row, 2);
+        assert_eq!(a.input.description, "two\nlines");
+        assert_eq!(a.input.status.as_deref(), Some("Live"));
+        assert_eq!(a.input.tags, Some(vec!["t1".to_owned(), "t2".to_owned()]));
+        assert_eq!(
+            a.input.extras,
+            serde_json::json!({"template:f:x": null, "admin_attributes": {"k": "v"}})
+        );
+        let b = rows[1].as_ref().unwrap();
+        assert_eq!((b.row, b.input.status.clone()), (4, None));
+        assert_eq!(b.input.extras["template:f:x"], "1");
+        assert_eq!(b.input.sku, None, "an absent column is not given");
+        let c = rows[2].as_ref().unwrap_err();
+        assert_eq!(c.0, 5);
+        assert!(c.1.contains("2 fields"), "{}", c.1);
+    }
+
+    #[test]
+    fn header_problems_fail_the_whole_file() {
+        assert_eq!(
+            parse(b"description,slug,status,commodity_type\n").unwrap_err(),
+            "missing required csv header: name"
+        );
+        assert!(parse(b"").unwrap_err().contains("header row is required"));
+        assert!(parse(b"name,NAME,description,slug,status,commodity_type\n")
+            .unwrap_err()
+            .contains("duplicate csv header"));
+        assert!(parse("\u{feff}name,description,slug,status,commodity_type\n".as_bytes()).is_ok());
+    }
+}
