@@ -32,7 +32,7 @@ async fn promotion(store: &Store, t: &TenantId, max: u64) -> Result<String> {
             attributes: serde_json::Map::new(),
         })
         .await?;
-    Ok(p.id.to_string())
+    Ok(p.id)
 }
 
 fn registry() -> Registry {

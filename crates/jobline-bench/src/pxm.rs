@@ -16,7 +16,8 @@ const IMPORT_ROWS: usize = 49_999;
 const EXPORT_PRODUCTS: usize = 100_000;
 
 fn csv(offset: usize, rows: usize) -> Vec<u8> {
-    let mut out = String::from("name,description,slug,status,commodity_type,sku,external_ref,tags\n");
+    let mut out =
+        String::from("name,description,slug,status,commodity_type,sku,external_ref,tags\n");
     for i in offset..offset + rows {
         out.push_str(&format!(
             "Product {i},\"A product, number {i}\",product-{i},live,physical,sku-{i},ext-{i},bench\n"
@@ -69,7 +70,8 @@ pub(crate) async fn bench(engine: Engine, r: &mut Report) -> Result<()> {
     let store = db.store_with_clock(Arc::new(SystemClock) as Arc<dyn Clock>).await;
     let t = TenantId::parse("bench")?;
 
-    let took = run_job(&store, import_job(&t, IMPORT_ROWS), Some(input(csv(0, IMPORT_ROWS)))).await?;
+    let took =
+        run_job(&store, import_job(&t, IMPORT_ROWS), Some(input(csv(0, IMPORT_ROWS)))).await?;
     r.add(engine, "product import, 50,000-row CSV (creates), rows/s", per_sec(IMPORT_ROWS, took));
 
     let rest = EXPORT_PRODUCTS - IMPORT_ROWS;
@@ -81,11 +83,19 @@ pub(crate) async fn bench(engine: Engine, r: &mut Report) -> Result<()> {
         serde_json::json!({ "filter": null, "use_template_slugs": false, "columns": null }),
     );
     let took = run_job(&store, export, None).await?;
-    r.add(engine, "product export, 100,000 products to CSV files, rows/s", per_sec(EXPORT_PRODUCTS, took));
+    r.add(
+        engine,
+        "product export, 100,000 products to CSV files, rows/s",
+        per_sec(EXPORT_PRODUCTS, took),
+    );
     store.close().await;
 
     let took = raw_insert(engine, IMPORT_ROWS).await?;
-    r.add(engine, "ceiling: raw multi-row INSERT of the same 50,000 product rows, rows/s", per_sec(IMPORT_ROWS, took));
+    r.add(
+        engine,
+        "ceiling: raw multi-row INSERT of the same 50,000 product rows, rows/s",
+        per_sec(IMPORT_ROWS, took),
+    );
     Ok(())
 }
 
@@ -152,11 +162,15 @@ async fn raw_insert(engine: Engine, rows: usize) -> Result<Duration> {
                 .create_if_missing(true)
                 .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
-            let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+                .await?;
             raw_products!(pool, rows)
         }
         Engine::Postgres => {
-            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await?;
+            let pool =
+                sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await?;
             raw_products!(pool, rows)
         }
     })
