@@ -299,7 +299,71 @@ async fn import_and_export_creation_checks_input_up_front(engine: Engine) {
     assert_eq!(job_list_total(&app, &token).await, 3);
 }
 
+/// A store's PXM jobs run one at a time, earliest first: a job queued behind a running import
+/// can be cancelled; the running import cannot (422 naming `started`), and it finishes.
+async fn running_import_cannot_be_cancelled_but_the_job_behind_it_can(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let token = app.admin_token().await;
+    let bp = app.breakpoints.arm(jobline_worker::jobs::pxm::product_import::BATCH_BREAKPOINT);
+    let mut csv = String::from("name,description,slug,status,commodity_type\n");
+    for i in 0..600 {
+        csv.push_str(&format!("p{i},d,p{i},live,physical\n"));
+    }
+    let r = app
+        .authed(Method::POST, "/pcm/products/import", &token)
+        .multipart(csv_part(csv.into_bytes()));
+    let import: Value = r.send().await.unwrap().json().await.unwrap();
+    let import = import["data"]["id"].as_str().unwrap().to_owned();
+    let r = app.authed(Method::POST, "/pcm/products/export", &token).send().await.unwrap();
+    let export: Value = r.json().await.unwrap();
+    let export = export["data"]["id"].as_str().unwrap().to_owned();
+    tokio::time::timeout(std::time::Duration::from_secs(10), bp.reached()).await.unwrap();
+
+    let running: Value = app
+        .authed(Method::GET, &format!("/pcm/jobs/{import}"), &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(running["data"]["attributes"]["status"], "started");
+    assert!(running["data"]["attributes"]["started_at"].is_string());
+    let r = app.authed(Method::POST, &format!("/pcm/jobs/{import}/cancel"), &token).send().await;
+    let e = ep_error(r.unwrap(), 422).await;
+    assert_eq!(e["detail"], "only pending jobs can be cancelled; this job is started");
+    let r = app.authed(Method::POST, &format!("/pcm/jobs/{export}/cancel"), &token).send().await;
+    let c: Value = r.unwrap().json().await.unwrap();
+    assert_eq!(c["data"]["attributes"]["status"], "cancelled");
+
+    bp.release();
+    let done = crate::helpers::eventually(std::time::Duration::from_secs(20), || async {
+        let j: Value = app
+            .authed(Method::GET, &format!("/pcm/jobs/{import}"), &token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (j["data"]["attributes"]["status"] == "success").then_some(j)
+    })
+    .await
+    .expect("the import finishes");
+    assert!(done["data"]["attributes"]["completed_at"].is_string());
+    let products: Value = app
+        .authed(Method::GET, "/pcm/products", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(products["meta"]["results"]["total"], 600);
+}
+
 on_both_engines!(
+    running_import_cannot_be_cancelled_but_the_job_behind_it_can,
     import_and_export_creation_checks_input_up_front,
     token_endpoint_answers_in_ep_shape,
     auth_matrix_is_401_403_404,

@@ -1,0 +1,171 @@
+//! Zuora scenario: a bulk create job from a 15 MB CSV, measured through the real `zuora/bulk`
+//! handler, beside raw multi-row INSERTs of as many records (the ceiling).
+
+use crate::{per_sec, Report};
+use anyhow::{bail, Result};
+use jobline_core::zuora::ObjectSchema;
+use jobline_core::{kinds, Clock, JobState, NewJob, SystemClock, TenantId};
+use jobline_store::JobFile;
+use jobline_testkit::{Engine, TestDb};
+use jobline_worker::{Registry, Runtime, RuntimeConfig};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The upload limit of C.6.
+const FILE_BYTES: usize = 15 * 1024 * 1024;
+
+/// A CSV of vehicles just under 15 MB, and how many records it holds.
+fn csv() -> (Vec<u8>, usize) {
+    let mut out = String::from("vin__c,make__c,model__c,year__c,price__c,used__c\n");
+    let mut n = 0;
+    loop {
+        let row = format!(
+            "VIN{n:014},Make {},Model {},{},{}.99,{}\n",
+            n % 50,
+            n % 300,
+            1990 + n % 35,
+            1000 + n % 90000,
+            n % 2 == 0
+        );
+        if out.len() + row.len() > FILE_BYTES {
+            break;
+        }
+        out.push_str(&row);
+        n += 1;
+    }
+    (out.into_bytes(), n)
+}
+
+fn definition() -> Result<serde_json::Value> {
+    let doc = serde_json::json!({
+        "object": "vehicle",
+        "label": "Vehicle",
+        "properties": {
+            "vin__c": {"type": "string", "label": "VIN", "maxLength": 64},
+            "make__c": {"type": "string", "label": "Make"},
+            "model__c": {"type": "string", "label": "Model"},
+            "year__c": {"type": "integer", "label": "Year"},
+            "price__c": {"type": "number", "label": "Price"},
+            "used__c": {"type": "boolean", "label": "Used"},
+        },
+        "required": ["vin__c"],
+        "filterable": ["vin__c", "year__c"],
+        "unique": ["vin__c"],
+    });
+    let schema = ObjectSchema::parse("vehicle", &doc).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(schema.document)
+}
+
+/// Measures the bulk create and the ceiling on `engine`.
+pub(crate) async fn bench(engine: Engine, r: &mut Report) -> Result<()> {
+    let db = TestDb::new(engine).await;
+    let store = db.store_with_clock(Arc::new(SystemClock) as Arc<dyn Clock>).await;
+    let t = TenantId::parse("bench")?;
+    store.zuora_create_definitions(&t, &[("vehicle".into(), definition()?)], "bench").await?;
+    let (file, records) = csv();
+    let payload =
+        serde_json::json!({"namespace": "default", "object": "vehicle", "operation": "create"});
+    let job = NewJob::new(t.clone(), kinds::zuora::BULK, kinds::zuora::queue(&t), payload);
+    let input = JobFile { name: "input".into(), content_type: "text/csv".into(), bytes: file };
+    let id = store.enqueue_with_input(job, Some(input)).await?.id;
+    let cfg =
+        RuntimeConfig { slots: 1, lease: Duration::from_secs(60), ..RuntimeConfig::default() };
+    let rt = Runtime::new(store.clone(), jobline_worker::jobs::zuora_kinds(Registry::new()), cfg);
+    let started = Instant::now();
+    rt.run_until_idle().await?;
+    let took = started.elapsed();
+    let j = store.get(&t, id).await?;
+    if j.state != JobState::Succeeded || j.progress.done != records as u64 {
+        bail!(
+            "bulk create ended {} after {} of {records} records ({:?})",
+            j.state,
+            j.progress.done,
+            j.error
+        );
+    }
+    r.add(
+        engine,
+        &format!("Zuora bulk create, 15 MB CSV ({records} records), records/s"),
+        per_sec(records, took),
+    );
+    store.close().await;
+
+    let took = raw_records(engine, records).await?;
+    r.add(
+        engine,
+        &format!("ceiling: raw multi-row INSERT of {records} records (+ unique values), records/s"),
+        per_sec(records, took),
+    );
+    Ok(())
+}
+
+macro_rules! raw_records {
+    ($pool:expr, $n:expr) => {{
+        let pool = $pool;
+        sqlx::query(
+            "CREATE TABLE raw_records (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, \
+             object TEXT NOT NULL, fields TEXT NOT NULL, created_at BIGINT NOT NULL)",
+        )
+        .execute(&pool)
+        .await?;
+        sqlx::query(
+            "CREATE TABLE raw_unique (tenant_id TEXT NOT NULL, object TEXT NOT NULL, \
+             field TEXT NOT NULL, value TEXT NOT NULL, record_id TEXT NOT NULL, \
+             PRIMARY KEY (tenant_id, object, field, value))",
+        )
+        .execute(&pool)
+        .await?;
+        let t = Instant::now();
+        let mut i = 0usize;
+        while i < $n {
+            let batch = ($n - i).min(500);
+            let mut tx = pool.begin().await?;
+            let ids: Vec<String> = (i..i + batch).map(|_| jobline_core::JobId::new().to_string()).collect();
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO raw_records (id, tenant_id, object, fields, created_at) ",
+            );
+            qb.push_values(ids.iter().enumerate(), |mut b, (k, id)| {
+                let n = i + k;
+                b.push_bind(id.as_str()).push_bind("bench").push_bind("vehicle").push_bind(format!(
+                    "{{\"vin__c\":\"VIN{n:014}\",\"make__c\":\"Make\",\"model__c\":\"Model\",\"year__c\":2001,\"price__c\":1.5,\"used__c\":true}}"
+                )).push_bind(0i64);
+            });
+            qb.build().execute(&mut *tx).await?;
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO raw_unique (tenant_id, object, field, value, record_id) ",
+            );
+            qb.push_values(ids.iter().enumerate(), |mut b, (k, id)| {
+                b.push_bind("bench").push_bind("vehicle").push_bind("vin__c")
+                    .push_bind(format!("VIN{:014}", i + k)).push_bind(id.as_str());
+            });
+            qb.build().execute(&mut *tx).await?;
+            tx.commit().await?;
+            i += batch;
+        }
+        t.elapsed()
+    }};
+}
+
+async fn raw_records(engine: Engine, n: usize) -> Result<Duration> {
+    let db = TestDb::new(engine).await;
+    Ok(match engine {
+        Engine::Sqlite => {
+            let opts = db
+                .url
+                .parse::<sqlx::sqlite::SqliteConnectOptions>()?
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+                .await?;
+            raw_records!(pool, n)
+        }
+        Engine::Postgres => {
+            let pool =
+                sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await?;
+            raw_records!(pool, n)
+        }
+    })
+}
