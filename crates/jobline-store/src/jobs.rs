@@ -177,6 +177,21 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// States in which a job still occupies its place: waiting for input, queued, or held.
+const ACTIVE_STATES: [JobState; 4] =
+    [JobState::AwaitingInput, JobState::Pending, JobState::Running, JobState::Cancelling];
+
+/// A rule a create must pass, checked in the creating transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guard {
+    /// No rule.
+    None,
+    /// At most this many active jobs of the kind in the queue (Zuora: 5 per tenant).
+    ActiveLimit(u64),
+    /// No other active job on the same subject (Promotions: one per promotion).
+    ExclusiveSubject,
+}
+
 /// Rows per multi-row INSERT: far below SQLite's 32,766 bound variables.
 const BATCH_ROWS: usize = 500;
 
@@ -356,31 +371,7 @@ impl Store {
         new: NewJob,
         input: Option<JobFile>,
     ) -> Result<Job, StoreError> {
-        let now = self.now_ms();
-        let queued = new.initial == InitialState::Pending;
-        let row: JobRow = write_tx!(self, |tx, pg| {
-            sqlx::query(
-                "INSERT INTO queues (key, tenant_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(new.queue.as_str())
-            .bind(new.tenant.as_str())
-            .execute(&mut *tx)
-            .await?;
-            let mut qb = insert_jobs!(std::slice::from_ref(&new), now);
-            qb.push(format!(" RETURNING {JOB_COLUMNS}"));
-            let row: JobRow = qb.build_query_as().fetch_one(&mut *tx).await?;
-            if let Some(file) = &input {
-                insert_file!(tx, new.id, file, now);
-            }
-            if pg && queued {
-                pg_notify!(tx, &StoreEvent::JobsAvailable);
-            }
-            row
-        });
-        if queued {
-            self.publish(StoreEvent::JobsAvailable);
-        }
-        row.try_into()
+        self.enqueue_guarded(new, input, Guard::None).await
     }
 
     /// Creates one job unless its queue already holds `limit` active jobs (waiting for input,
@@ -388,15 +379,31 @@ impl Store {
     /// are one transaction that first locks the queue's row on PostgreSQL (inserting it if
     /// new), so two concurrent creates cannot both see a free place; SQLite serialises writers.
     pub async fn enqueue_limited(&self, new: NewJob, limit: u64) -> Result<Job, StoreError> {
-        static COUNT_SQL: LazyLock<String> = LazyLock::new(|| {
+        self.enqueue_guarded(new, None, Guard::ActiveLimit(limit)).await
+    }
+
+    /// Creates one job unless `guard` refuses it. Every enqueue path comes here: the queue row
+    /// is created on first use; a guarded create then locks that row on PostgreSQL (the lock
+    /// claimers take) before it checks its rule, so two concurrent creates of any process are
+    /// decided one after the other, and SQLite serialises writers anyway. The check, the insert
+    /// of the job and of its input file, and the NOTIFY are one transaction.
+    pub(crate) async fn enqueue_guarded(
+        &self,
+        new: NewJob,
+        input: Option<JobFile>,
+        guard: Guard,
+    ) -> Result<Job, StoreError> {
+        static COUNT_ACTIVE_SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT count(*) FROM jobs WHERE queue = $1 AND kind = $2 AND state IN ({})",
-                state_list(&[
-                    JobState::AwaitingInput,
-                    JobState::Pending,
-                    JobState::Running,
-                    JobState::Cancelling
-                ])
+                state_list(&ACTIVE_STATES)
+            )
+        });
+        static ACTIVE_ON_SUBJECT_SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT id FROM jobs WHERE tenant_id = $1 AND subject = $2 AND state IN ({}) \
+                 LIMIT 1",
+                state_list(&ACTIVE_STATES)
             )
         });
         let now = self.now_ms();
@@ -409,23 +416,43 @@ impl Store {
             .bind(new.tenant.as_str())
             .execute(&mut *tx)
             .await?;
-            if pg {
+            if pg && guard != Guard::None {
                 sqlx::query("SELECT key FROM queues WHERE key = $1 FOR UPDATE")
                     .bind(new.queue.as_str())
                     .execute(&mut *tx)
                     .await?;
             }
-            let (active,): (i64,) = sqlx::query_as(&COUNT_SQL)
-                .bind(new.queue.as_str())
-                .bind(new.kind.name)
-                .fetch_one(&mut *tx)
-                .await?;
-            if u64::try_from(active).unwrap_or(0) >= limit {
-                return Err(StoreError::TooManyActive { limit });
+            match guard {
+                Guard::None => {}
+                Guard::ActiveLimit(limit) => {
+                    let (active,): (i64,) = sqlx::query_as(&COUNT_ACTIVE_SQL)
+                        .bind(new.queue.as_str())
+                        .bind(new.kind.name)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if u64::try_from(active).unwrap_or(0) >= limit {
+                        return Err(StoreError::TooManyActive { limit });
+                    }
+                }
+                Guard::ExclusiveSubject => {
+                    let active: Option<(String,)> = sqlx::query_as(&ACTIVE_ON_SUBJECT_SQL)
+                        .bind(new.tenant.as_str())
+                        .bind(new.subject.as_deref())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some((id,)) = active {
+                        let active =
+                            JobId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        return Err(StoreError::SubjectBusy { active });
+                    }
+                }
             }
             let mut qb = insert_jobs!(std::slice::from_ref(&new), now);
             qb.push(format!(" RETURNING {JOB_COLUMNS}"));
             let row: JobRow = qb.build_query_as().fetch_one(&mut *tx).await?;
+            if let Some(file) = &input {
+                insert_file!(tx, new.id, file, now);
+            }
             if pg && queued {
                 pg_notify!(tx, &StoreEvent::JobsAvailable);
             }

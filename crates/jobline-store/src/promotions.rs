@@ -7,12 +7,12 @@
 //! first checks the job's [`Fence`]. "One pending or processing job per promotion" is decided
 //! inside one transaction ([`Store::enqueue_exclusive`]), never by a read in the caller.
 
-use crate::jobs::{check_fence, insert_jobs, notify_any, pg_notify};
-use crate::rows::{parse_json, state_list, JobRow, JOB_COLUMNS};
-use crate::{read_pool, write_tx, Fence, Store, StoreError, StoreEvent};
+use crate::jobs::{check_fence, Guard};
+use crate::rows::parse_json;
+use crate::{read_pool, write_tx, Fence, Store, StoreError};
 use chrono::{DateTime, Utc};
 use jobline_core::clock::from_millis;
-use jobline_core::{InitialState, Job, JobId, JobState, NewJob, TenantId};
+use jobline_core::{Job, JobId, NewJob, TenantId};
 use sqlx::QueryBuilder;
 use std::sync::LazyLock;
 
@@ -221,62 +221,16 @@ macro_rules! insert_codes_in {
     }};
 }
 
-/// Jobs that still hold their subject: everything not finished.
-static ACTIVE_ON_SUBJECT_SQL: LazyLock<String> = LazyLock::new(|| {
-    let active: Vec<JobState> =
-        JobState::ALL.into_iter().filter(|s| !s.is_terminal()).collect::<Vec<_>>();
-    format!(
-        "SELECT id FROM jobs WHERE tenant_id = $1 AND subject = $2 AND state IN ({}) LIMIT 1",
-        state_list(&active)
-    )
-});
-
 impl Store {
     /// Creates a job unless another job of its tenant on the same `subject` is unfinished
     /// (`SubjectBusy`), in one transaction. On PostgreSQL the queue's row is locked first, so
     /// two creates for one subject (from any process) are decided one after the other; SQLite
     /// serialises every writer anyway. A job without a subject is simply enqueued.
     pub async fn enqueue_exclusive(&self, new: NewJob) -> Result<Job, StoreError> {
-        let Some(subject) = new.subject.clone() else {
+        if new.subject.is_none() {
             return self.enqueue(new).await;
-        };
-        let now = self.now_ms();
-        let queued = new.initial == InitialState::Pending;
-        let row: JobRow = write_tx!(self, |tx, pg| {
-            sqlx::query(
-                "INSERT INTO queues (key, tenant_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(new.queue.as_str())
-            .bind(new.tenant.as_str())
-            .execute(&mut *tx)
-            .await?;
-            if pg {
-                sqlx::query("SELECT key FROM queues WHERE key = $1 FOR UPDATE")
-                    .bind(new.queue.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let active: Option<(String,)> = sqlx::query_as(&ACTIVE_ON_SUBJECT_SQL)
-                .bind(new.tenant.as_str())
-                .bind(subject.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some((id,)) = active {
-                let active = JobId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                return Err(StoreError::SubjectBusy { active });
-            }
-            let mut qb = insert_jobs!(std::slice::from_ref(&new), now);
-            qb.push(format!(" RETURNING {JOB_COLUMNS}"));
-            let row: JobRow = qb.build_query_as().fetch_one(&mut *tx).await?;
-            if pg && queued {
-                pg_notify!(tx, &StoreEvent::JobsAvailable);
-            }
-            row
-        });
-        if queued {
-            self.publish(StoreEvent::JobsAvailable);
         }
-        row.try_into()
+        self.enqueue_guarded(new, None, Guard::ExclusiveSubject).await
     }
 
     /// Creates a promotion.
