@@ -13,12 +13,6 @@ use jobline_core::{TransitionError, ValidationError};
 use jobline_store::StoreError;
 use serde::Serialize;
 
-/// The status of a successful create (a job, a resource): 201, as Elastic Path answers.
-pub const CREATED: StatusCode = StatusCode::CREATED;
-
-/// The status of a successful delete: 204, no body.
-pub const NO_CONTENT: StatusCode = StatusCode::NO_CONTENT;
-
 /// Every way an Elastic Path request can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum EpError {

@@ -11,12 +11,13 @@ use super::dto::JobDocument;
 use super::resource::{self, Document, Identifiers};
 use crate::app::AppState;
 use crate::ep::auth::EpAdmin;
-use crate::ep::error::{EpError, CREATED, NO_CONTENT};
+use crate::ep::error::EpError;
 use crate::ep::params::{links_and_meta, ListQuery};
 use crate::ep::EpJson;
+use crate::ep::NoContent;
 use crate::request_id::RequestId;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Uri};
 use axum::Json;
 use jobline_core::{
     kinds, parse_ep_filter, HierarchyId, HierarchyInput, NewJob, NodeId, NodeInput, PriceBookId,
@@ -26,7 +27,7 @@ use jobline_core::{
 use jobline_store::{CatalogPage, NodeLevel, StoreError};
 use serde_json::{json, Map, Value};
 
-type Created = (StatusCode, Json<Value>);
+type Created = crate::ep::Created<Json<Value>>;
 
 fn one(v: Value) -> Json<Value> {
     let mut doc = Map::new();
@@ -35,7 +36,7 @@ fn one(v: Value) -> Json<Value> {
 }
 
 fn created(v: Value) -> Created {
-    (CREATED, one(v))
+    crate::ep::Created(one(v))
 }
 
 /// Parses an id from the path; a malformed id is the same 404 as an unknown one.
@@ -151,10 +152,10 @@ pub async fn delete_product(
     State(app): State<AppState>,
     caller: EpAdmin,
     Path(pid): Path<String>,
-) -> Result<StatusCode, EpError> {
+) -> Result<NoContent, EpError> {
     let pid = id(ProductId::parse, &pid, "product")?;
     app.store.delete_product(caller.tenant(), pid).await.map_err(missing("product"))?;
-    Ok(NO_CONTENT)
+    Ok(NoContent)
 }
 
 /// `GET /pcm/products/{id}/variations`.
@@ -178,7 +179,7 @@ pub async fn link_variations(
     caller: EpAdmin,
     Path(pid): Path<String>,
     EpJson(ids): EpJson<Identifiers>,
-) -> Result<StatusCode, EpError> {
+) -> Result<NoContent, EpError> {
     let pid = id(ProductId::parse, &pid, "product")?;
     for v in ids.ids()? {
         let v = id(VariationId::parse, &v, "variation")?;
@@ -187,7 +188,7 @@ pub async fn link_variations(
             .await
             .map_err(missing("product or variation"))?;
     }
-    Ok(NO_CONTENT)
+    Ok(NoContent)
 }
 
 /// `DELETE /pcm/products/{id}/relationships/variations`.
@@ -196,7 +197,7 @@ pub async fn unlink_variations(
     caller: EpAdmin,
     Path(pid): Path<String>,
     EpJson(ids): EpJson<Identifiers>,
-) -> Result<StatusCode, EpError> {
+) -> Result<NoContent, EpError> {
     let pid = id(ProductId::parse, &pid, "product")?;
     for v in ids.ids()? {
         let v = id(VariationId::parse, &v, "variation")?;
@@ -205,7 +206,7 @@ pub async fn unlink_variations(
             .await
             .map_err(missing("product or variation"))?;
     }
-    Ok(NO_CONTENT)
+    Ok(NoContent)
 }
 
 /// `GET /pcm/products/{id}/nodes`: the nodes the product is linked to.
@@ -240,7 +241,7 @@ pub async fn build_children(
     caller: EpAdmin,
     rid: RequestId,
     Path(pid): Path<String>,
-) -> Result<(StatusCode, Json<JobDocument>), EpError> {
+) -> Result<crate::ep::Created<Json<JobDocument>>, EpError> {
     let pid = id(ProductId::parse, &pid, "product")?;
     let product = app.store.get_product(caller.tenant(), pid).await.map_err(missing("product"))?;
     if product.parent_id.is_some() {
@@ -254,7 +255,7 @@ pub async fn build_children(
         .store
         .enqueue(job(&caller, &rid, kinds::pxm::CHILD_PRODUCTS, pid.to_string(), payload))
         .await?;
-    Ok((CREATED, Json(JobDocument { data: super::jobs::render(&j) })))
+    Ok(crate::ep::Created(Json(JobDocument { data: super::jobs::render(&j) })))
 }
 
 // ---------------------------------------------------------------- hierarchies and nodes
@@ -337,10 +338,10 @@ pub async fn delete_hierarchy(
     State(app): State<AppState>,
     caller: EpAdmin,
     Path(hid): Path<String>,
-) -> Result<StatusCode, EpError> {
+) -> Result<NoContent, EpError> {
     let hid = id(HierarchyId::parse, &hid, "hierarchy")?;
     app.store.delete_hierarchy(caller.tenant(), hid).await.map_err(missing("hierarchy"))?;
-    Ok(NO_CONTENT)
+    Ok(NoContent)
 }
 
 /// `POST /pcm/hierarchies/{id}/duplicate_job` (A.10): body
@@ -352,7 +353,7 @@ pub async fn duplicate_hierarchy(
     rid: RequestId,
     Path(hid): Path<String>,
     EpJson(doc): EpJson<Document>,
-) -> Result<(StatusCode, Json<JobDocument>), EpError> {
+) -> Result<crate::ep::Created<Json<JobDocument>>, EpError> {
     let hid = id(HierarchyId::parse, &hid, "hierarchy")?;
     let mut payload = json!({ "hierarchy_id": hid.to_string(), "include_products": false });
     for (k, v) in &doc.data.attributes {
@@ -380,7 +381,7 @@ pub async fn duplicate_hierarchy(
         .store
         .enqueue(job(&caller, &rid, kinds::pxm::HIERARCHY_DUPLICATE, hid.to_string(), payload))
         .await?;
-    Ok((CREATED, Json(JobDocument { data: super::jobs::render(&j) })))
+    Ok(crate::ep::Created(Json(JobDocument { data: super::jobs::render(&j) })))
 }
 
 fn node_input(
@@ -528,10 +529,10 @@ pub async fn delete_node(
     State(app): State<AppState>,
     caller: EpAdmin,
     Path((hid, nid)): Path<(String, String)>,
-) -> Result<StatusCode, EpError> {
+) -> Result<NoContent, EpError> {
     let n = load_node(&app, &caller, &hid, &nid).await?;
     app.store.delete_node(caller.tenant(), n.id).await.map_err(missing("node"))?;
-    Ok(NO_CONTENT)
+    Ok(NoContent)
 }
 
 /// `GET /pcm/hierarchies/{id}/nodes/{node}/products`.
@@ -554,13 +555,13 @@ pub async fn link_node_products(
     caller: EpAdmin,
     Path((hid, nid)): Path<(String, String)>,
     EpJson(ids): EpJson<Identifiers>,
-) -> Result<StatusCode, EpError> {
+) -> Result<NoContent, EpError> {
     let n = load_node(&app, &caller, &hid, &nid).await?;
     for p in ids.ids()? {
         let p = id(ProductId::parse, &p, "product")?;
         app.store.link_node_product(caller.tenant(), n.id, p).await.map_err(missing("product"))?;
     }
-    Ok(NO_CONTENT)
+    Ok(NoContent)
 }
 
 /// `DELETE /pcm/hierarchies/{id}/nodes/{node}/relationships/products`.
@@ -569,7 +570,7 @@ pub async fn unlink_node_products(
     caller: EpAdmin,
     Path((hid, nid)): Path<(String, String)>,
     EpJson(ids): EpJson<Identifiers>,
-) -> Result<StatusCode, EpError> {
+) -> Result<NoContent, EpError> {
     let n = load_node(&app, &caller, &hid, &nid).await?;
     for p in ids.ids()? {
         let p = id(ProductId::parse, &p, "product")?;
@@ -578,7 +579,7 @@ pub async fn unlink_node_products(
             .await
             .map_err(missing("product"))?;
     }
-    Ok(NO_CONTENT)
+    Ok(NoContent)
 }
 
 // ---------------------------------------------------------------- variations and options
@@ -655,10 +656,10 @@ pub async fn delete_variation(
     State(app): State<AppState>,
     caller: EpAdmin,
     Path(vid): Path<String>,
-) -> Result<StatusCode, EpError> {
+) -> Result<NoContent, EpError> {
     let vid = id(VariationId::parse, &vid, "variation")?;
     app.store.delete_variation(caller.tenant(), vid).await.map_err(missing("variation"))?;
-    Ok(NO_CONTENT)
+    Ok(NoContent)
 }
 
 fn option_input(
@@ -756,10 +757,10 @@ pub async fn delete_option(
     State(app): State<AppState>,
     caller: EpAdmin,
     Path((vid, oid)): Path<(String, String)>,
-) -> Result<StatusCode, EpError> {
+) -> Result<NoContent, EpError> {
     let o = load_option(&app, &caller, &vid, &oid).await?;
     app.store.delete_variation_option(caller.tenant(), o.id).await.map_err(missing("option"))?;
-    Ok(NO_CONTENT)
+    Ok(NoContent)
 }
 
 // ---------------------------------------------------------------- price books and prices
@@ -842,10 +843,10 @@ pub async fn delete_pricebook(
     State(app): State<AppState>,
     caller: EpAdmin,
     Path(bid): Path<String>,
-) -> Result<StatusCode, EpError> {
+) -> Result<NoContent, EpError> {
     let bid = id(PriceBookId::parse, &bid, "price book")?;
     app.store.delete_pricebook(caller.tenant(), bid).await.map_err(missing("price book"))?;
-    Ok(NO_CONTENT)
+    Ok(NoContent)
 }
 
 fn price_input(attrs: &Map<String, Value>, mut p: PriceInput) -> Result<PriceInput, EpError> {
@@ -953,8 +954,8 @@ pub async fn delete_price(
     State(app): State<AppState>,
     caller: EpAdmin,
     Path((bid, pid)): Path<(String, String)>,
-) -> Result<StatusCode, EpError> {
+) -> Result<NoContent, EpError> {
     let p = load_price(&app, &caller, &bid, &pid).await?;
     app.store.delete_price(caller.tenant(), p.id).await.map_err(missing("price"))?;
-    Ok(NO_CONTENT)
+    Ok(NoContent)
 }

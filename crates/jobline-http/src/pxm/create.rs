@@ -9,6 +9,7 @@ use crate::app::AppState;
 use crate::ep::auth::EpAdmin;
 use crate::ep::error::EpError;
 use crate::ep::params::parse_filter;
+use crate::ep::Created;
 use crate::request_id::RequestId;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, Uri};
@@ -132,7 +133,7 @@ pub async fn import_products(
     rid: RequestId,
     uri: Uri,
     req: Request,
-) -> Result<(axum::http::StatusCode, Json<JobDocument>), EpError> {
+) -> Result<Created<Json<JobDocument>>, EpError> {
     let locale = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "locale")
         .map(|(_, v)| v.into_owned());
@@ -148,7 +149,7 @@ pub async fn import_products(
             Some(input),
         )
         .await?;
-    Ok(created(Json(JobDocument { data: render(&job) })))
+    Ok(Created(Json(JobDocument { data: render(&job) })))
 }
 
 /// `POST /pcm/pricebooks/import`: multipart `file` (a stream of JSON values, optionally gzip
@@ -159,7 +160,7 @@ pub async fn import_prices(
     caller: EpAdmin,
     rid: RequestId,
     req: Request,
-) -> Result<(axum::http::StatusCode, Json<JobDocument>), EpError> {
+) -> Result<Created<Json<JobDocument>>, EpError> {
     let upload = read_upload(req).await?;
     let gzip = match upload.compression.as_deref() {
         None | Some("" | "none") => false,
@@ -179,7 +180,7 @@ pub async fn import_prices(
         .store
         .enqueue_with_input(new_job(&caller, &rid, kinds::pxm::PRICE_IMPORT, payload), Some(input))
         .await?;
-    Ok(created(Json(JobDocument { data: render(&job) })))
+    Ok(Created(Json(JobDocument { data: render(&job) })))
 }
 
 /// `POST /pcm/products/export?filter=…&useTemplateSlugs=…`: no body needed (the SDK sends an
@@ -190,7 +191,7 @@ pub async fn export_products(
     rid: RequestId,
     uri: Uri,
     body: axum::body::Bytes,
-) -> Result<(axum::http::StatusCode, Json<JobDocument>), EpError> {
+) -> Result<Created<Json<JobDocument>>, EpError> {
     let mut filter = None;
     let mut template_slugs = false;
     for (k, v) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
@@ -217,12 +218,7 @@ pub async fn export_products(
     });
     let job =
         app.store.enqueue(new_job(&caller, &rid, kinds::pxm::PRODUCT_EXPORT, payload)).await?;
-    Ok(created(Json(JobDocument { data: render(&job) })))
-}
-
-/// Job creation answers 201 Created (A.2).
-fn created<T>(body: T) -> (axum::http::StatusCode, T) {
-    (crate::ep::error::CREATED, body)
+    Ok(Created(Json(JobDocument { data: render(&job) })))
 }
 
 #[cfg(test)]
