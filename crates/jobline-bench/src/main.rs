@@ -8,9 +8,41 @@
 //! Run: `cargo run --release -p jobline-bench -- --jobs 20000` (see `--help`).
 #![allow(clippy::print_stdout)] // a report printer: stdout is its output
 
+/// Runs `$body` with `$pool` bound to a one-connection pool on `$db` (a `TestDb`) of
+/// `$engine`, for the raw-SQL ceilings. A macro, so the body is compiled once per engine's
+/// pool type and one raw statement text serves both.
+macro_rules! with_raw_pool {
+    ($engine:expr, $db:expr, |$pool:ident| $body:expr) => {
+        match $engine {
+            jobline_testkit::Engine::Sqlite => {
+                let $pool = crate::raw_sqlite_pool(&$db.url).await?;
+                $body
+            }
+            jobline_testkit::Engine::Postgres => {
+                let $pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&$db.url)
+                    .await?;
+                $body
+            }
+        }
+    };
+}
+
 mod promotions;
 mod pxm;
 mod zuora;
+
+/// A one-connection SQLite pool with the store's own durability settings (WAL, NORMAL), so
+/// the ceiling is measured under the same rules as jobline.
+pub(crate) async fn raw_sqlite_pool(url: &str) -> Result<sqlx::SqlitePool> {
+    let opts = url
+        .parse::<sqlx::sqlite::SqliteConnectOptions>()?
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+    Ok(sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?)
+}
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -423,26 +455,7 @@ macro_rules! raw_run {
 async fn bench_raw(engine: Engine, args: &Args, r: &mut Report) -> Result<()> {
     let db = TestDb::new(engine).await;
     let n = args.jobs;
-    let (insert, update) = match engine {
-        Engine::Sqlite => {
-            let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(
-                    db.url
-                        .parse::<sqlx::sqlite::SqliteConnectOptions>()?
-                        .create_if_missing(true)
-                        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                        .synchronous(sqlx::sqlite::SqliteSynchronous::Normal),
-                )
-                .await?;
-            raw_run!(pool, n)
-        }
-        Engine::Postgres => {
-            let pool =
-                sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await?;
-            raw_run!(pool, n)
-        }
-    };
+    let (insert, update) = with_raw_pool!(engine, db, |pool| raw_run!(pool, n));
     r.add(engine, "ceiling: raw multi-row INSERT of the same job rows, rows/s", per_sec(n, insert));
     r.add(
         engine,

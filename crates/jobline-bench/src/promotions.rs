@@ -152,24 +152,5 @@ macro_rules! raw_codes {
 
 async fn raw_codes(engine: Engine, n: u64) -> Result<Duration> {
     let db = TestDb::new(engine).await;
-    Ok(match engine {
-        Engine::Sqlite => {
-            let opts = db
-                .url
-                .parse::<sqlx::sqlite::SqliteConnectOptions>()?
-                .create_if_missing(true)
-                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
-            let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(opts)
-                .await?;
-            raw_codes!(pool, n)
-        }
-        Engine::Postgres => {
-            let pool =
-                sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await?;
-            raw_codes!(pool, n)
-        }
-    })
+    Ok(with_raw_pool!(engine, db, |pool| raw_codes!(pool, n)))
 }

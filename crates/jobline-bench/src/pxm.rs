@@ -154,24 +154,5 @@ fn uuid_v7() -> String {
 
 async fn raw_insert(engine: Engine, rows: usize) -> Result<Duration> {
     let db = TestDb::new(engine).await;
-    Ok(match engine {
-        Engine::Sqlite => {
-            let opts = db
-                .url
-                .parse::<sqlx::sqlite::SqliteConnectOptions>()?
-                .create_if_missing(true)
-                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
-            let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(opts)
-                .await?;
-            raw_products!(pool, rows)
-        }
-        Engine::Postgres => {
-            let pool =
-                sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await?;
-            raw_products!(pool, rows)
-        }
-    })
+    Ok(with_raw_pool!(engine, db, |pool| raw_products!(pool, rows)))
 }
