@@ -596,6 +596,22 @@ macro_rules! exactly_one {
     }};
 }
 
+/// Deletes row `$id` of `$tenant` from `$table` (foreign keys cascade to what hangs off it);
+/// `NotFound` if there is no such row. One statement, shared by every catalog delete.
+macro_rules! delete_owned {
+    ($store:expr, $table:literal, $tenant:expr, $id:expr) => {{
+        write_tx!($store, |tx, _pg| {
+            exactly_one!(
+                tx,
+                sqlx::query(concat!("DELETE FROM ", $table, " WHERE id = $1 AND tenant_id = $2"))
+                    .bind($id.to_string())
+                    .bind($tenant.as_str())
+            );
+        });
+        Ok(())
+    }};
+}
+
 /// `NotFound` unless `$table` has the row `$id` of `$tenant`.
 macro_rules! must_exist {
     ($ex:expr, $table:literal, $tenant:expr, $id:expr) => {{
@@ -882,15 +898,7 @@ impl Store {
     /// Deletes product `id` of `tenant`, with its tags, its node and variation links, and its
     /// child products.
     pub async fn delete_product(&self, tenant: &TenantId, id: ProductId) -> Result<(), StoreError> {
-        write_tx!(self, |tx, _pg| {
-            exactly_one!(
-                tx,
-                sqlx::query("DELETE FROM products WHERE id = $1 AND tenant_id = $2")
-                    .bind(id.to_string())
-                    .bind(tenant.as_str())
-            );
-        });
-        Ok(())
+        delete_owned!(self, "products", tenant, id)
     }
 
     /// Up to `limit` products of `tenant` matching `filter`, in `(created_at, id)` order,
@@ -1348,15 +1356,7 @@ impl Store {
         tenant: &TenantId,
         id: HierarchyId,
     ) -> Result<(), StoreError> {
-        write_tx!(self, |tx, _pg| {
-            exactly_one!(
-                tx,
-                sqlx::query("DELETE FROM hierarchies WHERE id = $1 AND tenant_id = $2")
-                    .bind(id.to_string())
-                    .bind(tenant.as_str())
-            );
-        });
-        Ok(())
+        delete_owned!(self, "hierarchies", tenant, id)
     }
 
     /// Creates a node in hierarchy `hierarchy` of `tenant`, at the top or under `parent`
@@ -1498,15 +1498,7 @@ impl Store {
 
     /// Deletes node `id` of `tenant` with its whole subtree and their product links.
     pub async fn delete_node(&self, tenant: &TenantId, id: NodeId) -> Result<(), StoreError> {
-        write_tx!(self, |tx, _pg| {
-            exactly_one!(
-                tx,
-                sqlx::query("DELETE FROM nodes WHERE id = $1 AND tenant_id = $2")
-                    .bind(id.to_string())
-                    .bind(tenant.as_str())
-            );
-        });
-        Ok(())
+        delete_owned!(self, "nodes", tenant, id)
     }
 
     /// Puts product `product` in node `node` (both `tenant`'s). Linking twice is harmless.
@@ -1877,15 +1869,7 @@ impl Store {
         tenant: &TenantId,
         id: VariationId,
     ) -> Result<(), StoreError> {
-        write_tx!(self, |tx, _pg| {
-            exactly_one!(
-                tx,
-                sqlx::query("DELETE FROM variations WHERE id = $1 AND tenant_id = $2")
-                    .bind(id.to_string())
-                    .bind(tenant.as_str())
-            );
-        });
-        Ok(())
+        delete_owned!(self, "variations", tenant, id)
     }
 
     /// Adds an option to variation `variation` of `tenant`.
@@ -1980,15 +1964,7 @@ impl Store {
         tenant: &TenantId,
         id: VariationOptionId,
     ) -> Result<(), StoreError> {
-        write_tx!(self, |tx, _pg| {
-            exactly_one!(
-                tx,
-                sqlx::query("DELETE FROM variation_options WHERE id = $1 AND tenant_id = $2")
-                    .bind(id.to_string())
-                    .bind(tenant.as_str())
-            );
-        });
-        Ok(())
+        delete_owned!(self, "variation_options", tenant, id)
     }
 
     /// Gives product `product` variation `variation` (both `tenant`'s), so its next build
@@ -2288,15 +2264,7 @@ impl Store {
         tenant: &TenantId,
         id: PriceBookId,
     ) -> Result<(), StoreError> {
-        write_tx!(self, |tx, _pg| {
-            exactly_one!(
-                tx,
-                sqlx::query("DELETE FROM pricebooks WHERE id = $1 AND tenant_id = $2")
-                    .bind(id.to_string())
-                    .bind(tenant.as_str())
-            );
-        });
-        Ok(())
+        delete_owned!(self, "pricebooks", tenant, id)
     }
 
     /// Creates a price in book `book` of `tenant` (the input must not name an `id`).
@@ -2394,15 +2362,7 @@ impl Store {
 
     /// Deletes price `id` of `tenant`.
     pub async fn delete_price(&self, tenant: &TenantId, id: PriceId) -> Result<(), StoreError> {
-        write_tx!(self, |tx, _pg| {
-            exactly_one!(
-                tx,
-                sqlx::query("DELETE FROM prices WHERE id = $1 AND tenant_id = $2")
-                    .bind(id.to_string())
-                    .bind(tenant.as_str())
-            );
-        });
-        Ok(())
+        delete_owned!(self, "prices", tenant, id)
     }
 
     /// Creates or updates one price book of a price import, fenced, in one transaction
