@@ -111,6 +111,9 @@ pub(crate) struct Inner {
     pub(crate) events: broadcast::Sender<StoreEvent>,
     /// Whether a PostgreSQL LISTEN task is running for this store.
     pub(crate) listening: std::sync::atomic::AtomicBool,
+    /// The URL-signing key once read: it never changes after it is first stored, and signed
+    /// links are made on every read of a job with files.
+    pub(crate) signing_key: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 /// The store: cheap to clone, shared by the HTTP edge and the worker runtime.
@@ -213,7 +216,15 @@ impl Store {
         };
         let (events, _) = broadcast::channel(1024);
         let listening = Default::default();
-        Ok(Store { inner: Arc::new(Inner { db, clock, events, listening }) })
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                clock,
+                events,
+                listening,
+                signing_key: Default::default(),
+            }),
+        })
     }
 
     /// Applies pending migrations (safe to run from several processes at once on PostgreSQL,

@@ -510,6 +510,10 @@ impl Store {
     /// The key download URLs are signed with: random, created by whichever node asks first,
     /// and the same for every node on the database afterwards.
     pub async fn signing_key(&self) -> Result<Vec<u8>, StoreError> {
+        self.inner.signing_key.get_or_try_init(|| self.load_signing_key()).await.cloned()
+    }
+
+    async fn load_signing_key(&self) -> Result<Vec<u8>, StoreError> {
         let stored: Option<(String,)> = read_pool!(self, |pool| {
             sqlx::query_as("SELECT value FROM settings WHERE key = $1")
                 .bind(SIGNING_KEY)
