@@ -86,14 +86,23 @@ impl InternalCause {
     }
 }
 
-/// Logs the cause of every 500 once, at the edge, inside the request's span.
+/// Logs the cause of every 500 once, at the edge, inside the request's span, and closes the
+/// connection after a 413.
 async fn log_internal_errors(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     if let Some(cause) = response.extensions().get::<InternalCause>() {
         tracing::error!(cause = %cause.0, "internal error");
+    }
+    // A 413 goes out before the oversized body was read, so the connection cannot carry
+    // another request: say so, or a client that reuses it sees it closed under its next
+    // request. Done here, once, for every dialect's 413.
+    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
     }
     response
 }

@@ -607,12 +607,9 @@ async fn uploads_take_multipart_once_and_refuse_files_over_15_mb(engine: Engine)
     let big_id = big["Id"].as_str().unwrap();
     let mut huge = String::from("vin__c\n");
     huge.push_str(&"x".repeat(15 * 1024 * 1024));
-    // `Connection: close`: the 413 comes before the body is read, so the connection is not
-    // reused afterwards.
     let r = app
         .authed(Method::POST, &format!("/objects/jobs/{big_id}/files"), &token)
         .header("content-type", "text/csv")
-        .header("connection", "close")
         .body(huge)
         .send()
         .await
