@@ -314,7 +314,7 @@ async fn bench_latency(engine: Engine, args: &Args, r: &mut Report) -> Result<()
         let id = store.enqueue(job).await?.id;
         rx.recv().await.expect("probe started");
         let t = Instant::now();
-        store.request_cancel(&t0, id).await?;
+        store.request_cancel(&jobline_store::JobScope::tenant(&t0), id).await?;
         let stopped = rx.recv().await.expect("probe saw cancel");
         seen.push(stopped - t);
         loop {
@@ -364,7 +364,10 @@ async fn bench_cancel_pending(engine: Engine, args: &Args, r: &mut Report) -> Re
         let (store, part, t0) = (store.clone(), part.to_vec(), t0.clone());
         tasks.push(tokio::spawn(async move {
             for id in part {
-                store.request_cancel(&t0, id).await.expect("cancel");
+                store
+                    .request_cancel(&jobline_store::JobScope::tenant(&t0), id)
+                    .await
+                    .expect("cancel");
             }
         }));
     }

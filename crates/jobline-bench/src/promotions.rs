@@ -86,7 +86,7 @@ pub(crate) async fn bench(engine: Engine, codes: u64, r: &mut Report) -> Result<
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let asked = Instant::now();
-        store.request_cancel(&t, id).await?;
+        store.request_cancel(&jobline_store::JobScope::tenant(&t), id).await?;
         loop {
             if store.get(&t, id).await?.state == JobState::Cancelled {
                 samples.push(asked.elapsed());

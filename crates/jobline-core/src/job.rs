@@ -99,6 +99,15 @@ impl CancelPolicy {
     /// Jobs waiting for input or queued (Zuora).
     pub const AWAITING_OR_PENDING: CancelPolicy = CancelPolicy(1 | 2);
 
+    /// The union of every policy: the states any kind may be cancelled from. The store builds
+    /// its cancel statement over these and lets each job's stored mask decide.
+    pub const ANY: CancelPolicy = CancelPolicy(1 | 2 | 4);
+
+    /// The policy that allows a cancel from `state` alone (empty where no policy may).
+    pub fn only(state: JobState) -> Self {
+        CancelPolicy(state.cancel_bit())
+    }
+
     /// Whether a cancel is accepted from `state`.
     pub fn allows(self, state: JobState) -> bool {
         self.0 & state.cancel_bit() != 0

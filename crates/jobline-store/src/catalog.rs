@@ -23,7 +23,7 @@
 //!
 //! Lists are in creation order (`created_at`, then id), which is also the keyset of exports.
 
-use crate::jobs::{check_fence, Fence};
+use crate::jobs::{check_fence_legacy, Fence};
 use crate::rows::parse_json;
 use crate::{read_pool, write_tx, Backend, Store, StoreError};
 use jobline_core::catalog::{
@@ -962,7 +962,7 @@ impl Store {
     ) -> Result<Vec<RowOutcome>, StoreError> {
         let now = self.now_ms();
         let outcomes = write_tx!(self, |tx, _pg| {
-            check_fence!(tx, fence, now);
+            check_fence_legacy!(tx, fence, now);
             let mut outcomes = Vec::with_capacity(rows.len());
             for r in rows {
                 let input = &r.input;
@@ -1084,7 +1084,7 @@ impl Store {
     ) -> Result<BuildOutcome, StoreError> {
         let now = self.now_ms();
         let outcome = write_tx!(self, |tx, _pg| {
-            check_fence!(tx, fence, now);
+            check_fence_legacy!(tx, fence, now);
             let parent: ProductRow = sqlx::query_as(&PRODUCT_BY_ID)
                 .bind(tenant.as_str())
                 .bind(parent_id.to_string())
@@ -1638,7 +1638,7 @@ impl Store {
         let now = self.now_ms();
         let id = HierarchyId::new();
         write_tx!(self, |tx, _pg| {
-            check_fence!(tx, fence, now);
+            check_fence_legacy!(tx, fence, now);
             let src: HierarchyRow = sqlx::query_as(&HIERARCHY_BY_ID)
                 .bind(source.to_string())
                 .bind(tenant.as_str())
@@ -2381,7 +2381,7 @@ impl Store {
         check(input.validate())?;
         let now = self.now_ms();
         let upserted = write_tx!(self, |tx, _pg| {
-            check_fence!(tx, fence, now);
+            check_fence_legacy!(tx, fence, now);
             let current: Option<PriceBookRow> = match (input.id, input.external_key()) {
                 (Some(id), _) => Some(
                     sqlx::query_as(&PRICEBOOK_BY_ID)
@@ -2433,7 +2433,7 @@ impl Store {
         check(input.validate())?;
         let now = self.now_ms();
         let upserted = write_tx!(self, |tx, _pg| {
-            check_fence!(tx, fence, now);
+            check_fence_legacy!(tx, fence, now);
             let book_row: PriceBookRow = match book {
                 PriceBookRef::Id(id) => {
                     sqlx::query_as(&PRICEBOOK_BY_ID)

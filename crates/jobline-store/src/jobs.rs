@@ -10,13 +10,14 @@
 //! queue's running jobs and claims, so two claimers never both see a free slot; on SQLite
 //! `BEGIN IMMEDIATE` serialises every writer.
 
-use crate::events::{notify, StoreEvent};
+use crate::db::{Queries, Sql, Tx};
+use crate::events::StoreEvent;
 use crate::rows::{jobs_from_rows, parse_state, state_list, JobErrorRow, JobRow, JOB_COLUMNS};
-use crate::{read_pool, write_tx, Store, StoreError};
+use crate::{Backend, Store, StoreError};
 use jobline_core::{
-    Action, CancelPolicy, InitialState, Job, JobErrorEntry, JobId, JobState, NewJob, TenantId,
+    Action, CancelPolicy, InitialState, Job, JobErrorEntry, JobId, JobState, KindSpec, NewJob,
+    TenantId,
 };
-use sqlx::QueryBuilder;
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -173,8 +174,27 @@ fn sources(action: Action) -> String {
     state_list(&action.sources(CancelPolicy::PENDING_OR_RUNNING))
 }
 
+/// The state `action` leads to from `from`, as SQL text: the table in core decides, the SQL
+/// only spells it.
+fn target(action: Action, from: JobState) -> &'static str {
+    match action.apply(from, CancelPolicy::ANY) {
+        Ok(to) => to.as_str(),
+        Err(e) => panic!("no {action:?} from {from}: {e}"),
+    }
+}
+
+/// `'running', 'cancelling'`: the states that hold a lease and a queue slot.
+fn leased() -> String {
+    let held: Vec<JobState> = JobState::ALL.into_iter().filter(|s| s.holds_lease()).collect();
+    state_list(&held)
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// States in which a job still occupies its place: waiting for input, queued, or held.
@@ -193,53 +213,69 @@ pub(crate) enum Guard {
 }
 
 /// Rows per multi-row INSERT: far below SQLite's 32,766 bound variables.
-const BATCH_ROWS: usize = 500;
+pub(crate) const BATCH_ROWS: usize = 500;
 
 /// Queues with a pending job and a free slot, round-robin. The queues with pending work are
 /// found by a loose index scan over the pending-jobs index (a recursive CTE that jumps from one
 /// queue to the next), so the cost grows with the queues that have work, not with every queue
 /// that ever existed. PostgreSQL locks the rows it returns and skips rows another claimer holds.
-const CLAIM_QUEUES: &str = "WITH RECURSIVE busy(queue) AS ( \
-       SELECT min(queue) FROM jobs WHERE state = 'pending' \
-       UNION ALL \
-       SELECT (SELECT min(j.queue) FROM jobs j WHERE j.state = 'pending' AND j.queue > busy.queue) \
-       FROM busy WHERE busy.queue IS NOT NULL) \
-     SELECT q.key, COALESCE(q.concurrency, $1) AS concurrency FROM queues q \
-     JOIN busy ON q.key = busy.queue \
-     WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.queue = q.key AND j.state = 'pending' \
-                   AND j.available_at <= $2) \
-       AND (SELECT count(*) FROM jobs r WHERE r.queue = q.key \
-            AND r.state IN ('running', 'cancelling')) < COALESCE(q.concurrency, $1) \
-     ORDER BY q.last_claimed_at, q.key LIMIT $3";
-
-static CLAIM_QUEUES_PG: LazyLock<String> =
-    LazyLock::new(|| format!("{CLAIM_QUEUES} FOR UPDATE OF q SKIP LOCKED"));
-
-/// Claims the oldest pending jobs of one queue, no more than its free slots (counted after the
-/// queue row is locked, so the count is current).
-fn claim_jobs_sql(pg: bool) -> String {
-    let (max, min) = if pg { ("GREATEST", "LEAST") } else { ("MAX", "MIN") };
+fn claim_queues_sql(backend: Backend) -> String {
+    let pending = sources(Action::Claim);
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE OF q SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
     format!(
-        "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = $1, \
-           lease_expires_at = $2, started_at = $3, updated_at = $3 \
-         WHERE id IN (SELECT id FROM jobs WHERE queue = $4 AND state = 'pending' \
-                        AND available_at <= $3 ORDER BY created_at, id \
-                        LIMIT {max}(0, {min}($5, $6 - (SELECT count(*) FROM jobs \
-                          WHERE queue = $4 AND state IN ('running', 'cancelling'))))) \
-           AND state IN ({}) \
-         RETURNING {JOB_COLUMNS}",
-        sources(Action::Claim)
+        "WITH RECURSIVE busy(queue) AS ( \
+           SELECT min(queue) FROM jobs WHERE state IN ({pending}) \
+           UNION ALL \
+           SELECT (SELECT min(j.queue) FROM jobs j WHERE j.state IN ({pending}) \
+                   AND j.queue > busy.queue) \
+           FROM busy WHERE busy.queue IS NOT NULL) \
+         SELECT q.key, COALESCE(q.concurrency, $1) AS concurrency FROM queues q \
+         JOIN busy ON q.key = busy.queue \
+         WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.queue = q.key AND j.state IN ({pending}) \
+                       AND j.available_at <= $2) \
+           AND (SELECT count(*) FROM jobs r WHERE r.queue = q.key \
+                AND r.state IN ({held})) < COALESCE(q.concurrency, $1) \
+         ORDER BY q.last_claimed_at, q.key LIMIT $3{lock}",
+        held = leased()
     )
 }
 
-static CLAIM_JOBS_PG: LazyLock<String> = LazyLock::new(|| claim_jobs_sql(true));
-static CLAIM_JOBS_SQLITE: LazyLock<String> = LazyLock::new(|| claim_jobs_sql(false));
+static CLAIM_QUEUES_PG: LazyLock<String> = LazyLock::new(|| claim_queues_sql(Backend::Postgres));
+static CLAIM_QUEUES_SQLITE: LazyLock<String> = LazyLock::new(|| claim_queues_sql(Backend::Sqlite));
+
+/// Claims the oldest pending jobs of one queue, no more than its free slots (counted after the
+/// queue row is locked, so the count is current).
+fn claim_jobs_sql(backend: Backend) -> String {
+    let (max, min) = match backend {
+        Backend::Postgres => ("GREATEST", "LEAST"),
+        Backend::Sqlite => ("MAX", "MIN"),
+    };
+    let pending = sources(Action::Claim);
+    format!(
+        "UPDATE jobs SET state = '{running}', attempt = attempt + 1, lease_owner = $1, \
+           lease_expires_at = $2, started_at = $3, updated_at = $3 \
+         WHERE id IN (SELECT id FROM jobs WHERE queue = $4 AND state IN ({pending}) \
+                        AND available_at <= $3 ORDER BY created_at, id \
+                        LIMIT {max}(0, {min}($5, $6 - (SELECT count(*) FROM jobs \
+                          WHERE queue = $4 AND state IN ({held}))))) \
+           AND state IN ({pending}) \
+         RETURNING {JOB_COLUMNS}",
+        running = target(Action::Claim, JobState::Pending),
+        held = leased(),
+    )
+}
+
+static CLAIM_JOBS_PG: LazyLock<String> = LazyLock::new(|| claim_jobs_sql(Backend::Postgres));
+static CLAIM_JOBS_SQLITE: LazyLock<String> = LazyLock::new(|| claim_jobs_sql(Backend::Sqlite));
 
 static HEARTBEAT_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET lease_expires_at = $1 WHERE lease_owner = $2 AND state IN ({}) \
          RETURNING id, attempt, state",
-        state_list(&[JobState::Running, JobState::Cancelling])
+        leased()
     )
 });
 
@@ -263,13 +299,15 @@ static FINISH_CANCEL_SQL: LazyLock<String> = LazyLock::new(|| finish_sql(Action:
 static RETRY_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET \
-           state = CASE WHEN attempt < max_attempts THEN 'pending' ELSE 'failed' END, \
+           state = CASE WHEN attempt < max_attempts THEN '{retried}' ELSE '{failed}' END, \
            completed_at = CASE WHEN attempt < max_attempts THEN NULL ELSE $1 END, \
            started_at = CASE WHEN attempt < max_attempts THEN NULL ELSE started_at END, \
            available_at = $2, error = $3, updated_at = $1, \
            lease_owner = NULL, lease_expires_at = NULL \
          WHERE id = $4 AND attempt = $5 AND state IN ({}) RETURNING {JOB_COLUMNS}",
-        sources(Action::Retry)
+        sources(Action::Retry),
+        retried = target(Action::Retry, JobState::Running),
+        failed = target(Action::Fail, JobState::Running),
     )
 });
 
@@ -277,65 +315,83 @@ static RETRY_SQL: LazyLock<String> = LazyLock::new(|| {
 /// (`max_attempts + 1`), while `attempt` itself keeps rising so the old fence stays invalid.
 static RELEASE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE jobs SET state = 'pending', max_attempts = max_attempts + 1, started_at = NULL, \
+        "UPDATE jobs SET state = '{}', max_attempts = max_attempts + 1, started_at = NULL, \
            updated_at = $1, available_at = $1, lease_owner = NULL, lease_expires_at = NULL \
          WHERE id = $2 AND attempt = $3 AND state IN ({}) RETURNING {JOB_COLUMNS}",
+        target(Action::Release, JobState::Running),
         sources(Action::Release)
     )
 });
 
-/// The kind's policy is stored per job as a bit mask, so the rule "may this job be cancelled
-/// from its state" is decided inside the one UPDATE.
-const REQUEST_CANCEL_SQL: &str = "UPDATE jobs SET \
-       state = CASE WHEN state = 'running' THEN 'cancelling' ELSE 'cancelled' END, \
-       updated_at = $1 \
-     WHERE id = $2 AND tenant_id = $3 AND ( \
-       (state = 'awaiting_input' AND (cancel_mask & 1) <> 0) OR \
-       (state = 'pending' AND (cancel_mask & 2) <> 0) OR \
-       (state = 'running' AND (cancel_mask & 4) <> 0)) \
-     RETURNING ";
-
-static RESCUE_CANCELLING_SQL: LazyLock<String> = LazyLock::new(|| {
+/// A client's cancel, as one UPDATE: each job stores its kind's [`CancelPolicy`] as a bit mask,
+/// and the statement is built from `Action::RequestCancel` over every state some policy allows
+/// (`CancelPolicy::ANY`): the `CASE` gives each state's target, the `WHERE` lets only a state
+/// whose bit is set in the job's own mask through. `$1` now, `$2` id, `$3` tenant; the caller
+/// appends the scope's kind (and subject) conditions.
+static REQUEST_CANCEL_SQL: LazyLock<String> = LazyLock::new(|| {
+    let from = Action::RequestCancel.sources(CancelPolicy::ANY);
+    let cases: String = from
+        .iter()
+        .map(|s| format!("WHEN state = '{s}' THEN '{}' ", target(Action::RequestCancel, *s)))
+        .collect();
+    let allowed: Vec<String> = from
+        .iter()
+        .map(|s| {
+            format!("(state = '{s}' AND (cancel_mask & {}) <> 0)", CancelPolicy::only(*s).mask())
+        })
+        .collect();
     format!(
-        "UPDATE jobs SET state = 'cancelled', updated_at = $1, completed_at = $1, \
-           lease_owner = NULL, lease_expires_at = NULL \
-         WHERE state = 'cancelling' AND lease_expires_at < $1 RETURNING {JOB_COLUMNS}"
+        "UPDATE jobs SET state = CASE {cases}END, updated_at = $1 \
+         WHERE id = $2 AND tenant_id = $3 AND ({})",
+        allowed.join(" OR ")
     )
 });
 
+/// A lease expired: the job makes the `Rescue` move from `from` (`$1` now).
+fn rescue_sql(from: JobState, extra: &str) -> String {
+    format!(
+        "UPDATE jobs SET state = '{to}', updated_at = $1, {extra} \
+           lease_owner = NULL, lease_expires_at = NULL \
+         WHERE state = '{from}' AND lease_expires_at < $1 {guard} RETURNING {JOB_COLUMNS}",
+        to = target(Action::Rescue, from),
+        guard = if from == JobState::Running { "AND attempt < max_attempts" } else { "" },
+    )
+}
+
+static RESCUE_CANCELLING_SQL: LazyLock<String> =
+    LazyLock::new(|| rescue_sql(JobState::Cancelling, "completed_at = $1,"));
+
+static RESCUE_RUNNING_SQL: LazyLock<String> =
+    LazyLock::new(|| rescue_sql(JobState::Running, "available_at = $1, started_at = NULL,"));
+
 /// Takes over a `cancelling` job whose worker died, so its kind's undo can still run: a new
 /// lease for the adopter and a new attempt, which fences out the old worker should it return.
+/// Not a state change: the job stays where `Action::FinishCancel` starts.
 static ADOPT_CANCELLING_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, attempt = attempt + 1 \
-         WHERE state = 'cancelling' AND lease_expires_at < $3 RETURNING {JOB_COLUMNS}"
+         WHERE state IN ({}) AND lease_expires_at < $3 RETURNING {JOB_COLUMNS}",
+        sources(Action::FinishCancel)
     )
 });
 
 static EXHAUST_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE jobs SET state = 'failed', updated_at = $1, completed_at = $1, \
+        "UPDATE jobs SET state = '{}', updated_at = $1, completed_at = $1, \
            error = 'worker lost: lease expired after ' || attempt || ' attempt(s)', \
            lease_owner = NULL, lease_expires_at = NULL \
          WHERE state IN ({}) AND lease_expires_at < $1 AND attempt >= max_attempts \
          RETURNING {JOB_COLUMNS}",
+        target(Action::Exhaust, JobState::Running),
         sources(Action::Exhaust)
-    )
-});
-
-static RESCUE_RUNNING_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE jobs SET state = 'pending', updated_at = $1, available_at = $1, started_at = NULL, \
-           lease_owner = NULL, lease_expires_at = NULL \
-         WHERE state = 'running' AND lease_expires_at < $1 AND attempt < max_attempts \
-         RETURNING {JOB_COLUMNS}"
     )
 });
 
 static SUBMIT_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE jobs SET state = 'pending', updated_at = $1, available_at = $1 \
+        "UPDATE jobs SET state = '{}', updated_at = $1, available_at = $1 \
          WHERE id = $2 AND tenant_id = $3 AND state IN ({}) RETURNING {JOB_COLUMNS}",
+        target(Action::Submit, JobState::AwaitingInput),
         sources(Action::Submit)
     )
 });
@@ -353,9 +409,11 @@ pub(crate) static FENCE_CANCELLING_SQL: LazyLock<String> =
     LazyLock::new(|| fence_sql(JobState::Cancelling));
 
 static PROGRESS_SQL: LazyLock<String> = LazyLock::new(|| {
-    "UPDATE jobs SET progress_done = $1, progress_total = $2, updated_at = $3 \
-     WHERE id = $4 AND attempt = $5 AND state = 'running'"
-        .to_owned()
+    format!(
+        "UPDATE jobs SET progress_done = $1, progress_total = $2, updated_at = $3 \
+         WHERE id = $4 AND attempt = $5 AND state = '{}'",
+        JobState::Running
+    )
 });
 
 impl Store {
@@ -408,56 +466,61 @@ impl Store {
         });
         let now = self.now_ms();
         let queued = new.initial == InitialState::Pending;
-        let row: JobRow = write_tx!(self, |tx, pg| {
-            sqlx::query(
+        let mut tx = self.begin().await?;
+        tx.execute(
+            Sql::new(
                 "INSERT INTO queues (key, tenant_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
             )
             .bind(new.queue.as_str())
-            .bind(new.tenant.as_str())
-            .execute(&mut *tx)
+            .bind(new.tenant.as_str()),
+        )
+        .await?;
+        if tx.backend() == Backend::Postgres && guard != Guard::None {
+            tx.execute(
+                Sql::new("SELECT key FROM queues WHERE key = $1 FOR UPDATE")
+                    .bind(new.queue.as_str()),
+            )
             .await?;
-            if pg && guard != Guard::None {
-                sqlx::query("SELECT key FROM queues WHERE key = $1 FOR UPDATE")
-                    .bind(new.queue.as_str())
-                    .execute(&mut *tx)
+        }
+        match guard {
+            Guard::None => {}
+            Guard::ActiveLimit(limit) => {
+                let (active,): (i64,) = tx
+                    .fetch_one(
+                        Sql::new(COUNT_ACTIVE_SQL.as_str())
+                            .bind(new.queue.as_str())
+                            .bind(new.kind.name),
+                    )
                     .await?;
-            }
-            match guard {
-                Guard::None => {}
-                Guard::ActiveLimit(limit) => {
-                    let (active,): (i64,) = sqlx::query_as(&COUNT_ACTIVE_SQL)
-                        .bind(new.queue.as_str())
-                        .bind(new.kind.name)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    if u64::try_from(active).unwrap_or(0) >= limit {
-                        return Err(StoreError::TooManyActive { limit });
-                    }
-                }
-                Guard::ExclusiveSubject => {
-                    let active: Option<(String,)> = sqlx::query_as(&ACTIVE_ON_SUBJECT_SQL)
-                        .bind(new.tenant.as_str())
-                        .bind(new.subject.as_deref())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some((id,)) = active {
-                        let active =
-                            JobId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        return Err(StoreError::SubjectBusy { active });
-                    }
+                if u64::try_from(active).unwrap_or(0) >= limit {
+                    return Err(StoreError::TooManyActive { limit });
                 }
             }
-            let mut qb = insert_jobs!(std::slice::from_ref(&new), now);
-            qb.push(format!(" RETURNING {JOB_COLUMNS}"));
-            let row: JobRow = qb.build_query_as().fetch_one(&mut *tx).await?;
-            if let Some(file) = &input {
-                insert_file!(tx, new.id, file, now);
+            Guard::ExclusiveSubject => {
+                let active: Option<(String,)> = tx
+                    .fetch_optional(
+                        Sql::new(ACTIVE_ON_SUBJECT_SQL.as_str())
+                            .bind(new.tenant.as_str())
+                            .bind(new.subject.as_deref()),
+                    )
+                    .await?;
+                if let Some((id,)) = active {
+                    let active =
+                        JobId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    return Err(StoreError::SubjectBusy { active });
+                }
             }
-            if pg && queued {
-                pg_notify!(tx, &StoreEvent::JobsAvailable);
-            }
-            row
-        });
+        }
+        let mut sql = insert_jobs(std::slice::from_ref(&new), now);
+        sql.push(" RETURNING ").push(JOB_COLUMNS);
+        let row: JobRow = tx.fetch_one(sql).await?;
+        if let Some(file) = &input {
+            insert_file(&mut tx, new.id, file, now).await?;
+        }
+        if queued {
+            tx.notify(&StoreEvent::JobsAvailable).await?;
+        }
+        tx.commit().await?;
         if queued {
             self.publish(StoreEvent::JobsAvailable);
         }
@@ -473,23 +536,20 @@ impl Store {
         let queues: BTreeSet<(&str, &str)> =
             jobs.iter().map(|j| (j.queue.as_str(), j.tenant.as_str())).collect();
         let queues: Vec<_> = queues.into_iter().collect();
-        write_tx!(self, |tx, pg| {
-            for chunk in queues.chunks(BATCH_ROWS) {
-                let mut qb = QueryBuilder::new("INSERT INTO queues (key, tenant_id) ");
-                qb.push_values(chunk, |mut b, (key, tenant)| {
-                    b.push_bind(*key).push_bind(*tenant);
-                });
-                qb.push(" ON CONFLICT (key) DO NOTHING");
-                qb.build().execute(&mut *tx).await?;
-            }
-            for chunk in jobs.chunks(BATCH_ROWS) {
-                let mut qb = insert_jobs!(chunk, now);
-                qb.build().execute(&mut *tx).await?;
-            }
-            if pg {
-                pg_notify!(tx, &StoreEvent::JobsAvailable);
-            }
-        });
+        let mut tx = self.begin().await?;
+        for chunk in queues.chunks(BATCH_ROWS) {
+            let mut sql = Sql::new("INSERT INTO queues (key, tenant_id) ");
+            sql.push_values(chunk, |row, (key, tenant)| {
+                row.bind(*key).bind(*tenant);
+            });
+            sql.push(" ON CONFLICT (key) DO NOTHING");
+            tx.execute(sql).await?;
+        }
+        for chunk in jobs.chunks(BATCH_ROWS) {
+            tx.execute(insert_jobs(chunk, now)).await?;
+        }
+        tx.notify(&StoreEvent::JobsAvailable).await?;
+        tx.commit().await?;
         self.publish(StoreEvent::JobsAvailable);
         Ok(jobs.len())
     }
@@ -509,44 +569,47 @@ impl Store {
         }
         let now = self.now_ms();
         let expires = now.saturating_add(ms(lease));
-        let limit_i = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows: Vec<JobRow> = write_tx!(self, |tx, pg| {
-            let queues: Vec<(String, i64)> =
-                sqlx::query_as(if pg { CLAIM_QUEUES_PG.as_str() } else { CLAIM_QUEUES })
-                    .bind(i64::from(default_concurrency))
-                    .bind(now)
-                    .bind(limit_i)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let claim_sql = if pg { CLAIM_JOBS_PG.as_str() } else { CLAIM_JOBS_SQLITE.as_str() };
-            let mut claimed: Vec<JobRow> = Vec::new();
-            for (key, concurrency) in queues {
-                let want = limit_i - i64::try_from(claimed.len()).unwrap_or(i64::MAX);
-                if want <= 0 {
-                    break;
-                }
-                let rows: Vec<JobRow> = sqlx::query_as(claim_sql)
-                    .bind(owner)
-                    .bind(expires)
-                    .bind(now)
-                    .bind(&key)
-                    .bind(want)
-                    .bind(concurrency)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                if !rows.is_empty() {
-                    sqlx::query("UPDATE queues SET last_claimed_at = $1 WHERE key = $2")
-                        .bind(now)
-                        .bind(&key)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                claimed.extend(rows);
+        let limit = count(limit);
+        let mut tx = self.begin().await?;
+        let (queues_sql, claim_sql) = match tx.backend() {
+            Backend::Postgres => (CLAIM_QUEUES_PG.as_str(), CLAIM_JOBS_PG.as_str()),
+            Backend::Sqlite => (CLAIM_QUEUES_SQLITE.as_str(), CLAIM_JOBS_SQLITE.as_str()),
+        };
+        let queues: Vec<(String, i64)> = tx
+            .fetch_all(
+                Sql::new(queues_sql).bind(i64::from(default_concurrency)).bind(now).bind(limit),
+            )
+            .await?;
+        let mut claimed: Vec<JobRow> = Vec::new();
+        for (key, concurrency) in queues {
+            let want = limit - count(claimed.len());
+            if want <= 0 {
+                break;
             }
-            claimed
-        });
+            let rows: Vec<JobRow> = tx
+                .fetch_all(
+                    Sql::new(claim_sql)
+                        .bind(owner)
+                        .bind(expires)
+                        .bind(now)
+                        .bind(key.as_str())
+                        .bind(want)
+                        .bind(concurrency),
+                )
+                .await?;
+            if !rows.is_empty() {
+                tx.execute(
+                    Sql::new("UPDATE queues SET last_claimed_at = $1 WHERE key = $2")
+                        .bind(now)
+                        .bind(key.as_str()),
+                )
+                .await?;
+            }
+            claimed.extend(rows);
+        }
+        tx.commit().await?;
         let mut jobs: Vec<ClaimedJob> =
-            jobs_from_rows(rows)?.into_iter().map(|job| ClaimedJob { job }).collect();
+            jobs_from_rows(claimed)?.into_iter().map(|job| ClaimedJob { job }).collect();
         jobs.sort_by_key(|c| (c.job.created_at, c.job.id));
         Ok(jobs)
     }
@@ -560,9 +623,10 @@ impl Store {
         lease: Duration,
     ) -> Result<Vec<(JobId, u32, JobState)>, StoreError> {
         let expires = self.now_ms().saturating_add(ms(lease));
-        let rows: Vec<(String, i64, String)> = write_tx!(self, |tx, _pg| {
-            sqlx::query_as(&HEARTBEAT_SQL).bind(expires).bind(owner).fetch_all(&mut *tx).await?
-        });
+        let mut tx = self.begin().await?;
+        let rows: Vec<(String, i64, String)> =
+            tx.fetch_all(Sql::new(HEARTBEAT_SQL.as_str()).bind(expires).bind(owner)).await?;
+        tx.commit().await?;
         rows.into_iter()
             .map(|(id, attempt, state)| {
                 Ok((
@@ -592,23 +656,20 @@ impl Store {
         items: &[(&ClaimedJob, Option<serde_json::Value>)],
     ) -> Result<Vec<Result<Job, StoreError>>, StoreError> {
         let now = self.now_ms();
-        let rows: Vec<Option<JobRow>> = write_tx!(self, |tx, _pg| {
-            let mut rows = Vec::with_capacity(items.len());
-            for (claimed, result) in items {
-                let fence = claimed.fence();
-                let row: Option<JobRow> = sqlx::query_as(&SUCCEED_SQL)
-                    .bind(JobState::Succeeded.as_str())
-                    .bind(now)
-                    .bind(result.as_ref().map(|r| r.to_string()))
-                    .bind(None::<&str>)
-                    .bind(fence.job.to_string())
-                    .bind(i64::from(fence.attempt))
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                rows.push(row);
-            }
-            rows
-        });
+        let mut tx = self.begin().await?;
+        let mut rows: Vec<Option<JobRow>> = Vec::with_capacity(items.len());
+        for (claimed, result) in items {
+            let sql = finish_args(
+                &SUCCEED_SQL,
+                JobState::Succeeded,
+                now,
+                claimed.fence(),
+                result.as_ref(),
+                None,
+            );
+            rows.push(tx.fetch_optional(sql).await?);
+        }
+        tx.commit().await?;
         self.publish(StoreEvent::JobsAvailable);
         Ok(rows
             .into_iter()
@@ -641,20 +702,26 @@ impl Store {
         error: Option<&str>,
     ) -> Result<Job, StoreError> {
         let now = self.now_ms();
-        let row: Option<JobRow> = write_tx!(self, |tx, _pg| {
-            sqlx::query_as(sql)
-                .bind(to.as_str())
-                .bind(now)
-                .bind(result.as_ref().map(|r| r.to_string()))
-                .bind(error)
-                .bind(fence.job.to_string())
-                .bind(i64::from(fence.attempt))
-                .fetch_optional(&mut *tx)
-                .await?
-        });
-        let job: Job = row.ok_or(StoreError::Fenced)?.try_into()?;
+        let sql = finish_args(sql, to, now, fence, result.as_ref(), error);
+        let job = self.write_job(sql, None).await?.ok_or(StoreError::Fenced)?;
         self.publish(StoreEvent::JobsAvailable);
         Ok(job)
+    }
+
+    /// Runs one conditional UPDATE … RETURNING of a job in its own transaction, with a NOTIFY
+    /// of `event` in the same transaction when it changed a row.
+    async fn write_job(
+        &self,
+        sql: Sql<'_>,
+        event: Option<&StoreEvent>,
+    ) -> Result<Option<Job>, StoreError> {
+        let mut tx = self.begin().await?;
+        let row: Option<JobRow> = tx.fetch_optional(sql).await?;
+        if let (Some(event), Some(_)) = (event, &row) {
+            tx.notify(event).await?;
+        }
+        tx.commit().await?;
+        row.map(Job::try_from).transpose()
     }
 
     /// A retryable failure: back to the queue after `delay`, or `failed` with `error` once the
@@ -667,17 +734,13 @@ impl Store {
     ) -> Result<Job, StoreError> {
         let now = self.now_ms();
         let fence = claimed.fence();
-        let row: Option<JobRow> = write_tx!(self, |tx, _pg| {
-            sqlx::query_as(&RETRY_SQL)
-                .bind(now)
-                .bind(now.saturating_add(ms(delay)))
-                .bind(error)
-                .bind(fence.job.to_string())
-                .bind(i64::from(fence.attempt))
-                .fetch_optional(&mut *tx)
-                .await?
-        });
-        let job: Job = row.ok_or(StoreError::Fenced)?.try_into()?;
+        let sql = Sql::new(RETRY_SQL.as_str())
+            .bind(now)
+            .bind(now.saturating_add(ms(delay)))
+            .bind(error)
+            .bind(fence.job.to_string())
+            .bind(fence.attempt_param());
+        let job = self.write_job(sql, None).await?.ok_or(StoreError::Fenced)?;
         self.publish(StoreEvent::JobsAvailable);
         Ok(job)
     }
@@ -686,58 +749,55 @@ impl Store {
     pub async fn release(&self, claimed: &ClaimedJob) -> Result<Job, StoreError> {
         let now = self.now_ms();
         let fence = claimed.fence();
-        let row: Option<JobRow> = write_tx!(self, |tx, pg| {
-            let row: Option<JobRow> = sqlx::query_as(&RELEASE_SQL)
-                .bind(now)
-                .bind(fence.job.to_string())
-                .bind(i64::from(fence.attempt))
-                .fetch_optional(&mut *tx)
-                .await?;
-            if pg && row.is_some() {
-                pg_notify!(tx, &StoreEvent::JobsAvailable);
-            }
-            row
-        });
-        let job: Job = row.ok_or(StoreError::Fenced)?.try_into()?;
+        let sql = Sql::new(RELEASE_SQL.as_str())
+            .bind(now)
+            .bind(fence.job.to_string())
+            .bind(fence.attempt_param());
+        let job = self
+            .write_job(sql, Some(&StoreEvent::JobsAvailable))
+            .await?
+            .ok_or(StoreError::Fenced)?;
         self.publish(StoreEvent::JobsAvailable);
         Ok(job)
     }
 
-    /// A client asks to cancel job `id` of `tenant`. Queued jobs (as the kind's policy allows)
-    /// become `cancelled` at once; a running job whose kind allows it becomes `cancelling`, and
-    /// its worker is told at once (same process, or NOTIFY) or at its next heartbeat.
+    /// A client asks to cancel job `id` within `scope` (its tenant, and the kinds the caller's
+    /// dialect owns). Queued jobs (as the kind's policy allows) become `cancelled` at once; a
+    /// running job whose kind allows it becomes `cancelling`, and its worker is told at once
+    /// (same process, or NOTIFY) or at its next heartbeat. One conditional UPDATE decides;
+    /// only a refusal reads the job's state, in the same transaction.
     ///
-    /// Errors: `NotFound` (no such job for this tenant), `Conflict { current }` (not cancellable
+    /// Errors: `NotFound` (no such job in scope), `Conflict { current }` (not cancellable
     /// from its state, including an already cancelled job).
-    pub async fn request_cancel(&self, tenant: &TenantId, id: JobId) -> Result<Job, StoreError> {
-        static SQL: LazyLock<String> =
-            LazyLock::new(|| format!("{REQUEST_CANCEL_SQL}{JOB_COLUMNS}"));
+    pub async fn request_cancel(&self, scope: &JobScope, id: JobId) -> Result<Job, StoreError> {
         let now = self.now_ms();
-        let row: Option<JobRow> = write_tx!(self, |tx, pg| {
-            let row: Option<JobRow> = sqlx::query_as(&SQL)
-                .bind(now)
-                .bind(id.to_string())
-                .bind(tenant.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if pg && row.as_ref().is_some_and(|r| r.is_cancelling()) {
-                pg_notify!(tx, &StoreEvent::CancelRequested(id));
-            }
-            row
-        });
-        match row {
-            Some(row) => {
-                let job: Job = row.try_into()?;
-                if job.state == JobState::Cancelling {
-                    self.publish(StoreEvent::CancelRequested(id));
-                }
-                Ok(job)
-            }
-            None => {
-                let current = self.get(tenant, id).await?;
-                Err(StoreError::Conflict { current: current.state })
-            }
+        let id_text = id.to_string();
+        let mut sql = Sql::new(REQUEST_CANCEL_SQL.as_str())
+            .bind(now)
+            .bind(id_text.as_str())
+            .bind(scope.tenant.as_str());
+        scope.push_conditions(&mut sql);
+        sql.push(" RETURNING ").push(JOB_COLUMNS);
+        let mut tx = self.begin().await?;
+        let row: Option<JobRow> = tx.fetch_optional(sql).await?;
+        let Some(row) = row else {
+            let mut sql = Sql::new("SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2")
+                .bind(id_text.as_str())
+                .bind(scope.tenant.as_str());
+            scope.push_conditions(&mut sql);
+            let (state,): (String,) = tx.fetch_one(sql).await?;
+            return Err(StoreError::Conflict { current: parse_state(&state)? });
+        };
+        let job: Job = row.try_into()?;
+        let cancelling = job.state == JobState::Cancelling;
+        if cancelling {
+            tx.notify(&StoreEvent::CancelRequested(id)).await?;
         }
+        tx.commit().await?;
+        if cancelling {
+            self.publish(StoreEvent::CancelRequested(id));
+        }
+        Ok(job)
     }
 
     /// Input arrived for a job waiting for it (a Zuora upload): stores the file and queues the
@@ -749,28 +809,21 @@ impl Store {
         input: JobFile,
     ) -> Result<Job, StoreError> {
         let now = self.now_ms();
-        let row: Option<JobRow> = write_tx!(self, |tx, pg| {
-            let row: Option<JobRow> = sqlx::query_as(&SUBMIT_SQL)
-                .bind(now)
-                .bind(id.to_string())
-                .bind(tenant.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if row.is_some() {
-                insert_file!(tx, id, &input, now);
-                if pg {
-                    pg_notify!(tx, &StoreEvent::JobsAvailable);
-                }
-            }
-            row
-        });
-        match row {
-            Some(row) => {
-                self.publish(StoreEvent::JobsAvailable);
-                row.try_into()
-            }
-            None => Err(StoreError::Conflict { current: self.get(tenant, id).await?.state }),
-        }
+        let mut tx = self.begin().await?;
+        let row: Option<JobRow> = tx
+            .fetch_optional(
+                Sql::new(SUBMIT_SQL.as_str()).bind(now).bind(id.to_string()).bind(tenant.as_str()),
+            )
+            .await?;
+        let Some(row) = row else {
+            drop(tx);
+            return Err(StoreError::Conflict { current: self.get(tenant, id).await?.state });
+        };
+        insert_file(&mut tx, id, &input, now).await?;
+        tx.notify(&StoreEvent::JobsAvailable).await?;
+        tx.commit().await?;
+        self.publish(StoreEvent::JobsAvailable);
+        row.try_into()
     }
 
     /// Recovers jobs whose worker stopped renewing its lease (a crash, kill -9, a partition):
@@ -778,19 +831,16 @@ impl Store {
     /// `cancelled`. Safe to run from every process at once: each move is conditional.
     pub async fn rescue_expired(&self) -> Result<Rescued, StoreError> {
         let now = self.now_ms();
-        let (cancelled, failed, requeued): (Vec<JobRow>, Vec<JobRow>, Vec<JobRow>) =
-            write_tx!(self, |tx, pg| {
-                let cancelled: Vec<JobRow> =
-                    sqlx::query_as(&RESCUE_CANCELLING_SQL).bind(now).fetch_all(&mut *tx).await?;
-                let failed: Vec<JobRow> =
-                    sqlx::query_as(&EXHAUST_SQL).bind(now).fetch_all(&mut *tx).await?;
-                let requeued: Vec<JobRow> =
-                    sqlx::query_as(&RESCUE_RUNNING_SQL).bind(now).fetch_all(&mut *tx).await?;
-                if pg && !requeued.is_empty() {
-                    pg_notify!(tx, &StoreEvent::JobsAvailable);
-                }
-                (cancelled, failed, requeued)
-            });
+        let mut tx = self.begin().await?;
+        let cancelled: Vec<JobRow> =
+            tx.fetch_all(Sql::new(RESCUE_CANCELLING_SQL.as_str()).bind(now)).await?;
+        let failed: Vec<JobRow> = tx.fetch_all(Sql::new(EXHAUST_SQL.as_str()).bind(now)).await?;
+        let requeued: Vec<JobRow> =
+            tx.fetch_all(Sql::new(RESCUE_RUNNING_SQL.as_str()).bind(now)).await?;
+        if !requeued.is_empty() {
+            tx.notify(&StoreEvent::JobsAvailable).await?;
+        }
+        tx.commit().await?;
         let rescued = Rescued {
             requeued: jobs_from_rows(requeued)?,
             failed: jobs_from_rows(failed)?,
@@ -818,14 +868,16 @@ impl Store {
         lease: Duration,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
         let now = self.now_ms();
-        let rows: Vec<JobRow> = write_tx!(self, |tx, _pg| {
-            sqlx::query_as(&ADOPT_CANCELLING_SQL)
-                .bind(owner)
-                .bind(now.saturating_add(ms(lease)))
-                .bind(now)
-                .fetch_all(&mut *tx)
-                .await?
-        });
+        let mut tx = self.begin().await?;
+        let rows: Vec<JobRow> = tx
+            .fetch_all(
+                Sql::new(ADOPT_CANCELLING_SQL.as_str())
+                    .bind(owner)
+                    .bind(now.saturating_add(ms(lease)))
+                    .bind(now),
+            )
+            .await?;
+        tx.commit().await?;
         Ok(jobs_from_rows(rows)?.into_iter().map(|job| ClaimedJob { job }).collect())
     }
 
@@ -836,19 +888,23 @@ impl Store {
         done: u64,
         total: Option<u64>,
     ) -> Result<(), StoreError> {
+        if fence.state() != JobState::Running {
+            return Err(StoreError::Fenced);
+        }
         let now = self.now_ms();
-        let affected = write_tx!(self, |tx, _pg| {
-            sqlx::query(&PROGRESS_SQL)
-                .bind(i64::try_from(done).unwrap_or(i64::MAX))
-                .bind(total.map(|t| i64::try_from(t).unwrap_or(i64::MAX)))
-                .bind(now)
-                .bind(fence.job.to_string())
-                .bind(i64::from(fence.attempt))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
-        if affected == 0 || fence.state() != JobState::Running {
+        let mut tx = self.begin().await?;
+        let affected = tx
+            .execute(
+                Sql::new(PROGRESS_SQL.as_str())
+                    .bind(i64::try_from(done).unwrap_or(i64::MAX))
+                    .bind(total.map(|t| i64::try_from(t).unwrap_or(i64::MAX)))
+                    .bind(now)
+                    .bind(fence.job.to_string())
+                    .bind(fence.attempt_param()),
+            )
+            .await?;
+        tx.commit().await?;
+        if affected == 0 {
             return Err(StoreError::Fenced);
         }
         Ok(())
@@ -861,38 +917,25 @@ impl Store {
         errors: &[JobErrorEntry],
     ) -> Result<(), StoreError> {
         let now = self.now_ms();
-        write_tx!(self, |tx, _pg| {
-            check_fence!(tx, fence, now);
-            for chunk in errors.chunks(BATCH_ROWS) {
-                let mut qb = QueryBuilder::new(
-                    "INSERT INTO job_errors (job_id, row_num, code, message, record) ",
-                );
-                qb.push_values(chunk, |mut b, e| {
-                    b.push_bind(fence.job.to_string())
-                        .push_bind(e.row)
-                        .push_bind(e.code)
-                        .push_bind(e.message.as_str())
-                        .push_bind(e.record.as_ref().map(|r| r.to_string()));
-                });
-                qb.build().execute(&mut *tx).await?;
-            }
-        });
-        Ok(())
+        let mut tx = self.begin().await?;
+        check_fence(&mut tx, fence, now).await?;
+        insert_job_errors(&mut tx, fence, errors).await?;
+        tx.commit().await
     }
 
     /// Stores (or replaces) a result file of the job, fenced.
     pub async fn put_file(&self, fence: Fence, file: &JobFile) -> Result<(), StoreError> {
         let now = self.now_ms();
-        write_tx!(self, |tx, _pg| {
-            check_fence!(tx, fence, now);
-            sqlx::query("DELETE FROM job_files WHERE job_id = $1 AND name = $2")
+        let mut tx = self.begin().await?;
+        check_fence(&mut tx, fence, now).await?;
+        tx.execute(
+            Sql::new("DELETE FROM job_files WHERE job_id = $1 AND name = $2")
                 .bind(fence.job.to_string())
-                .bind(&file.name)
-                .execute(&mut *tx)
-                .await?;
-            insert_file!(tx, fence.job, file, now);
-        });
-        Ok(())
+                .bind(file.name.as_str()),
+        )
+        .await?;
+        insert_file(&mut tx, fence.job, file, now).await?;
+        tx.commit().await
     }
 
     /// One job of `tenant`. Another tenant's job is `NotFound`, like a missing one.
@@ -900,9 +943,23 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND tenant_id = $2")
         });
-        let row: JobRow = read_pool!(self, |pool| {
-            sqlx::query_as(&SQL).bind(id.to_string()).bind(tenant.as_str()).fetch_one(pool).await?
-        });
+        let row: JobRow = self
+            .read()
+            .await?
+            .fetch_one(Sql::new(SQL.as_str()).bind(id.to_string()).bind(tenant.as_str()))
+            .await?;
+        row.try_into()
+    }
+
+    /// One job within `scope`: a job of another tenant, of a kind the caller's dialect does
+    /// not own, or on another subject is `NotFound`, like a missing one.
+    pub async fn get_in(&self, scope: &JobScope, id: JobId) -> Result<Job, StoreError> {
+        let mut sql =
+            Sql::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND tenant_id = $2"))
+                .bind(id.to_string())
+                .bind(scope.tenant.as_str());
+        scope.push_conditions(&mut sql);
+        let row: JobRow = self.read().await?.fetch_one(sql).await?;
         row.try_into()
     }
 
@@ -914,42 +971,41 @@ impl Store {
         };
         let lim = i64::try_from(limit).unwrap_or(i64::MAX);
         let off = i64::try_from(offset).unwrap_or(i64::MAX);
-        let (rows, total): (Vec<JobRow>, Option<i64>) = read_pool!(self, |pool| {
-            let mut qb = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE "));
-            push_filter!(qb, filter);
-            if let Some(after) = after {
-                let exists: Option<(String,)> =
-                    sqlx::query_as("SELECT id FROM jobs WHERE id = $1 AND tenant_id = $2")
+        let mut db = self.read().await?;
+        let mut sql = Sql::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE "));
+        filter.push_conditions(&mut sql);
+        if let Some(after) = after {
+            let exists: Option<(String,)> = db
+                .fetch_optional(
+                    Sql::new("SELECT id FROM jobs WHERE id = $1 AND tenant_id = $2")
                         .bind(after.to_string())
-                        .bind(filter.tenant.as_str())
-                        .fetch_optional(pool)
-                        .await?;
-                if exists.is_none() {
-                    return Err(StoreError::NotFound);
-                }
-                qb.push(" AND (created_at, id) < (SELECT created_at, id FROM jobs WHERE id = ");
-                qb.push_bind(after.to_string());
-                qb.push(")");
+                        .bind(filter.tenant.as_str()),
+                )
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound);
             }
-            qb.push(" ORDER BY created_at DESC, id DESC LIMIT ");
-            qb.push_bind(lim.saturating_add(1));
-            qb.push(" OFFSET ");
-            qb.push_bind(off);
-            let rows: Vec<JobRow> = qb.build_query_as().fetch_all(pool).await?;
-            let total = if matches!(page, Page::Offset { .. }) {
-                let mut qb = QueryBuilder::new("SELECT count(*) FROM jobs WHERE ");
-                push_filter!(qb, filter);
-                let (n,): (i64,) = qb.build_query_as().fetch_one(pool).await?;
-                Some(n)
-            } else {
-                None
-            };
-            (rows, total)
-        });
+            sql.push(" AND (created_at, id) < (SELECT created_at, id FROM jobs WHERE id = ");
+            sql.push_bind(after.to_string());
+            sql.push(")");
+        }
+        sql.push(" ORDER BY created_at DESC, id DESC LIMIT ");
+        sql.push_bind(lim.saturating_add(1));
+        sql.push(" OFFSET ");
+        sql.push_bind(off);
+        let rows: Vec<JobRow> = db.fetch_all(sql).await?;
+        let total = if matches!(page, Page::Offset { .. }) {
+            let mut sql = Sql::new("SELECT count(*) FROM jobs WHERE ");
+            filter.push_conditions(&mut sql);
+            let (n,): (i64,) = db.fetch_one(sql).await?;
+            Some(u64::try_from(n).unwrap_or(0))
+        } else {
+            None
+        };
         let mut jobs = jobs_from_rows(rows)?;
         let has_more = jobs.len() as u64 > limit;
         jobs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok(JobPage { jobs, total: total.map(|n| u64::try_from(n).unwrap_or(0)), has_more })
+        Ok(JobPage { jobs, total, has_more })
     }
 
     /// A page of a job's errors in the order they were recorded, with the total count.
@@ -959,49 +1015,53 @@ impl Store {
         offset: u64,
         limit: u64,
     ) -> Result<(Vec<JobErrorEntry>, u64), StoreError> {
-        let (rows, total): (Vec<JobErrorRow>, i64) = read_pool!(self, |pool| {
-            let rows: Vec<JobErrorRow> = sqlx::query_as(
-                "SELECT row_num, code, message, record FROM job_errors WHERE job_id = $1 \
-                 ORDER BY id LIMIT $2 OFFSET $3",
+        let mut db = self.read().await?;
+        let rows: Vec<JobErrorRow> = db
+            .fetch_all(
+                Sql::new(
+                    "SELECT row_num, code, message, record FROM job_errors WHERE job_id = $1 \
+                     ORDER BY id LIMIT $2 OFFSET $3",
+                )
+                .bind(job.to_string())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(i64::try_from(offset).unwrap_or(i64::MAX)),
             )
-            .bind(job.to_string())
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-            .fetch_all(pool)
             .await?;
-            let (total,): (i64,) =
-                sqlx::query_as("SELECT count(*) FROM job_errors WHERE job_id = $1")
-                    .bind(job.to_string())
-                    .fetch_one(pool)
-                    .await?;
-            (rows, total)
-        });
+        let (total,): (i64,) = db
+            .fetch_one(
+                Sql::new("SELECT count(*) FROM job_errors WHERE job_id = $1").bind(job.to_string()),
+            )
+            .await?;
         let errors = rows.into_iter().map(JobErrorEntry::try_from).collect::<Result<_, _>>()?;
         Ok((errors, u64::try_from(total).unwrap_or(0)))
     }
 
     /// A file of a job (the caller has checked the job belongs to the right tenant).
     pub async fn get_file(&self, job: JobId, name: &str) -> Result<JobFile, StoreError> {
-        let (content_type, bytes): (String, Vec<u8>) = read_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT content_type, bytes FROM job_files WHERE job_id = $1 AND name = $2",
-            )
-            .bind(job.to_string())
-            .bind(name)
-            .fetch_one(pool)
+        let (content_type, bytes): (String, Vec<u8>) = self
+            .read()
             .await?
-        });
+            .fetch_one(
+                Sql::new(
+                    "SELECT content_type, bytes FROM job_files WHERE job_id = $1 AND name = $2",
+                )
+                .bind(job.to_string())
+                .bind(name),
+            )
+            .await?;
         Ok(JobFile { name: name.to_owned(), content_type, bytes })
     }
 
     /// Names of a job's files, in name order.
     pub async fn list_files(&self, job: JobId) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = read_pool!(self, |pool| {
-            sqlx::query_as("SELECT name FROM job_files WHERE job_id = $1 ORDER BY name")
-                .bind(job.to_string())
-                .fetch_all(pool)
-                .await?
-        });
+        let rows: Vec<(String,)> = self
+            .read()
+            .await?
+            .fetch_all(
+                Sql::new("SELECT name FROM job_files WHERE job_id = $1 ORDER BY name")
+                    .bind(job.to_string()),
+            )
+            .await?;
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
 
@@ -1012,30 +1072,178 @@ impl Store {
         tenant: &TenantId,
         concurrency: Option<u32>,
     ) -> Result<(), StoreError> {
-        write_tx!(self, |tx, _pg| {
-            sqlx::query(
+        let mut tx = self.begin().await?;
+        tx.execute(
+            Sql::new(
                 "INSERT INTO queues (key, tenant_id, concurrency) VALUES ($1, $2, $3) \
                  ON CONFLICT (key) DO UPDATE SET concurrency = excluded.concurrency",
             )
             .bind(queue.as_str())
             .bind(tenant.as_str())
-            .bind(concurrency.map(i64::from))
-            .execute(&mut *tx)
-            .await?;
+            .bind(concurrency.map(i64::from)),
+        )
+        .await?;
+        tx.commit().await
+    }
+}
+
+/// Which jobs a caller may reach: its tenant's, of the kinds its dialect owns, and, where the
+/// dialect nests jobs under a resource (a promotion), on that subject. A job outside the scope
+/// is `NotFound`, the same as a missing one.
+#[derive(Debug, Clone)]
+pub struct JobScope {
+    tenant: TenantId,
+    /// `None`: every kind (the engine's own callers and tests).
+    kinds: Option<Vec<&'static str>>,
+    subject: Option<String>,
+}
+
+impl JobScope {
+    /// Jobs of `tenant` whose kind is one of `kinds`.
+    pub fn new(tenant: &TenantId, kinds: &[KindSpec]) -> Self {
+        let kinds = Some(kinds.iter().map(|k| k.name).collect());
+        Self { tenant: tenant.clone(), kinds, subject: None }
+    }
+
+    /// Every job of `tenant`, whatever its kind.
+    pub fn tenant(tenant: &TenantId) -> Self {
+        Self { tenant: tenant.clone(), kinds: None, subject: None }
+    }
+
+    /// Only jobs acting on `subject`.
+    pub fn on_subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Appends ` AND kind IN (…) [AND subject = …]`.
+    fn push_conditions<'a>(&'a self, sql: &mut Sql<'a>) {
+        if let Some(kinds) = &self.kinds {
+            sql.push(" AND kind IN (").push_list(kinds.iter().copied()).push(")");
+        }
+        if let Some(subject) = &self.subject {
+            sql.push(" AND subject = ").push_bind(subject.as_str());
+        }
+    }
+}
+
+impl JobFilter {
+    /// Appends the `WHERE` conditions of a job list.
+    fn push_conditions<'a>(&'a self, sql: &mut Sql<'a>) {
+        sql.push("tenant_id = ").push_bind(self.tenant.as_str());
+        if !self.kinds.is_empty() {
+            sql.push(" AND kind IN (").push_list(self.kinds.iter()).push(")");
+        }
+        if !self.states.is_empty() {
+            sql.push(" AND state IN (").push_list(self.states.iter().map(|s| s.as_str())).push(")");
+        }
+        if let Some(subject) = &self.subject {
+            sql.push(" AND subject = ").push_bind(subject.as_str());
+        }
+    }
+}
+
+/// The finishing statement `sql` with its binds (see [`finish_sql`]).
+fn finish_args<'a>(
+    sql: &'a str,
+    to: JobState,
+    now: i64,
+    fence: Fence,
+    result: Option<&serde_json::Value>,
+    error: Option<&'a str>,
+) -> Sql<'a> {
+    Sql::new(sql)
+        .bind(to.as_str())
+        .bind(now)
+        .bind(result.map(|r| r.to_string()))
+        .bind(error)
+        .bind(fence.job.to_string())
+        .bind(fence.attempt_param())
+}
+
+/// Checks a fence inside an open write transaction: `Fenced` (and the caller's `?` drops, so
+/// rolls back, the transaction) unless the job is in the fence's state at the fence's attempt.
+pub(crate) async fn check_fence(tx: &mut Tx, fence: Fence, now: i64) -> Result<(), StoreError> {
+    let affected = tx
+        .execute(
+            Sql::new(fence.check_sql())
+                .bind(now)
+                .bind(fence.job.to_string())
+                .bind(fence.attempt_param()),
+        )
+        .await?;
+    if affected == 0 {
+        return Err(StoreError::Fenced);
+    }
+    Ok(())
+}
+
+/// Inserts errors of the fenced job inside an open transaction, so that a batch's rows and
+/// their errors commit together.
+pub(crate) async fn insert_job_errors(
+    tx: &mut Tx,
+    fence: Fence,
+    errors: &[JobErrorEntry],
+) -> Result<(), StoreError> {
+    let job = fence.job.to_string();
+    for chunk in errors.chunks(BATCH_ROWS) {
+        let mut sql = Sql::new("INSERT INTO job_errors (job_id, row_num, code, message, record) ");
+        sql.push_values(chunk, |row, e| {
+            row.bind(job.as_str())
+                .bind(e.row)
+                .bind(e.code)
+                .bind(e.message.as_str())
+                .bind(e.record.as_ref().map(|r| r.to_string()));
         });
-        Ok(())
+        tx.execute(sql).await?;
     }
+    Ok(())
 }
 
-impl JobRow {
-    fn is_cancelling(&self) -> bool {
-        self.state_str() == JobState::Cancelling.as_str()
-    }
+/// A multi-row `INSERT INTO jobs` of `rows`; the single-job path appends `RETURNING`.
+fn insert_jobs(rows: &[NewJob], now: i64) -> Sql<'_> {
+    let mut sql = Sql::new(
+        "INSERT INTO jobs (id, tenant_id, kind, queue, subject, state, max_attempts, \
+         cancel_mask, payload, x_request_id, created_by, available_at, created_at, updated_at) ",
+    );
+    sql.push_values(rows, |row, j| {
+        row.bind(j.id.to_string())
+            .bind(j.tenant.as_str())
+            .bind(j.kind.name)
+            .bind(j.queue.as_str())
+            .bind(j.subject.as_deref())
+            .bind(j.initial.state().as_str())
+            .bind(i64::from(j.kind.max_attempts))
+            .bind(j.kind.cancel.mask())
+            .bind(j.payload.to_string())
+            .bind(j.x_request_id.as_deref())
+            .bind(j.created_by.as_deref())
+            .bind(now)
+            .bind(now)
+            .bind(now);
+    });
+    sql
 }
 
-/// Checks a fence inside an open write transaction; returns `Fenced` (rolling back) if the job
-/// is not in the fence's state at the fence's attempt.
-macro_rules! check_fence {
+/// Inserts a job file inside an open transaction.
+async fn insert_file(tx: &mut Tx, job: JobId, file: &JobFile, now: i64) -> Result<(), StoreError> {
+    tx.execute(
+        Sql::new(
+            "INSERT INTO job_files (job_id, name, content_type, bytes, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(job.to_string())
+        .bind(file.name.as_str())
+        .bind(file.content_type.as_str())
+        .bind(file.bytes.as_slice())
+        .bind(now),
+    )
+    .await?;
+    Ok(())
+}
+
+// TEMPORARY: the old fence-check macro, until every module is on `db::Tx`.
+macro_rules! check_fence_legacy {
     ($tx:ident, $fence:expr, $now:expr) => {{
         let affected = sqlx::query($fence.check_sql())
             .bind($now)
@@ -1049,114 +1257,4 @@ macro_rules! check_fence {
         }
     }};
 }
-pub(crate) use check_fence;
-
-/// Sends a NOTIFY from inside a PostgreSQL transaction (the body is compiled for SQLite too,
-/// where it is never reached).
-macro_rules! pg_notify {
-    ($tx:ident, $event:expr) => {
-        notify_any(&mut *$tx, $event).await?
-    };
-}
-pub(crate) use pg_notify;
-
-/// Appends the shared `WHERE` conditions of a job list to a query builder.
-macro_rules! push_filter {
-    ($qb:ident, $filter:expr) => {{
-        $qb.push("tenant_id = ");
-        $qb.push_bind($filter.tenant.as_str());
-        if !$filter.kinds.is_empty() {
-            $qb.push(" AND kind IN (");
-            let mut sep = $qb.separated(", ");
-            for k in &$filter.kinds {
-                sep.push_bind(k.as_str());
-            }
-            $qb.push(")");
-        }
-        if !$filter.states.is_empty() {
-            $qb.push(" AND state IN (");
-            let mut sep = $qb.separated(", ");
-            for s in &$filter.states {
-                sep.push_bind(s.as_str());
-            }
-            $qb.push(")");
-        }
-        if let Some(subject) = &$filter.subject {
-            $qb.push(" AND subject = ");
-            $qb.push_bind(subject.as_str());
-        }
-    }};
-}
-use push_filter;
-
-/// Lets the same transaction body call NOTIFY on PostgreSQL and do nothing on SQLite.
-pub(crate) trait NotifyAny {
-    async fn notify_event(&mut self, event: &StoreEvent) -> Result<(), StoreError>;
-}
-
-impl NotifyAny for sqlx::SqliteConnection {
-    async fn notify_event(&mut self, _event: &StoreEvent) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
-
-impl NotifyAny for sqlx::PgConnection {
-    async fn notify_event(&mut self, event: &StoreEvent) -> Result<(), StoreError> {
-        notify(self, event).await
-    }
-}
-
-pub(crate) async fn notify_any<C: NotifyAny>(
-    conn: &mut C,
-    event: &StoreEvent,
-) -> Result<(), StoreError> {
-    conn.notify_event(event).await
-}
-
-/// A multi-row `INSERT INTO jobs` of `$rows` (a slice of `NewJob`), as a query builder for
-/// either engine; the single-job path appends `RETURNING` to the same statement.
-macro_rules! insert_jobs {
-    ($rows:expr, $now:expr) => {{
-        let mut qb = QueryBuilder::new(
-            "INSERT INTO jobs (id, tenant_id, kind, queue, subject, state, max_attempts, \
-             cancel_mask, payload, x_request_id, created_by, available_at, created_at, \
-             updated_at) ",
-        );
-        qb.push_values($rows, |mut b, j: &NewJob| {
-            b.push_bind(j.id.to_string())
-                .push_bind(j.tenant.as_str())
-                .push_bind(j.kind.name)
-                .push_bind(j.queue.as_str())
-                .push_bind(j.subject.as_deref())
-                .push_bind(j.initial.state().as_str())
-                .push_bind(i64::from(j.kind.max_attempts))
-                .push_bind(j.kind.cancel.mask())
-                .push_bind(j.payload.to_string())
-                .push_bind(j.x_request_id.as_deref())
-                .push_bind(j.created_by.as_deref())
-                .push_bind($now)
-                .push_bind($now)
-                .push_bind($now);
-        });
-        qb
-    }};
-}
-pub(crate) use insert_jobs;
-
-/// Inserts a job file inside an open transaction (either engine).
-macro_rules! insert_file {
-    ($tx:ident, $job:expr, $file:expr, $now:expr) => {
-        sqlx::query(
-            "INSERT INTO job_files (job_id, name, content_type, bytes, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind($job.to_string())
-        .bind($file.name.as_str())
-        .bind($file.content_type.as_str())
-        .bind($file.bytes.as_slice())
-        .bind($now)
-        .execute(&mut *$tx)
-        .await?
-    };
-}
-use insert_file;
+pub(crate) use check_fence_legacy;

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod catalog;
+mod db;
 mod error;
 mod events;
 mod identity;
@@ -32,7 +33,7 @@ pub use catalog::{
 pub use error::StoreError;
 pub use events::StoreEvent;
 pub use identity::{hash_secret, random_token, Client, Grant, IssuedToken, NewClient, Principal};
-pub use jobs::{ClaimedJob, Fence, JobFile, JobFilter, JobPage, Page, Rescued};
+pub use jobs::{ClaimedJob, Fence, JobFile, JobFilter, JobPage, JobScope, Page, Rescued};
 pub use promotions::{
     CodeSpec, CodesInserted, NewPromotion, Promotion, PromotionCode, PromotionUpdate,
 };
@@ -40,6 +41,7 @@ pub use zuora::{
     Partial, RecordOp, RecordOutcome, RecordWriteError, StoredDefinition, StoredResponse,
 };
 
+use db::Queries as _;
 use jobline_core::Clock;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -122,6 +124,7 @@ pub struct Store {
     pub(crate) inner: Arc<Inner>,
 }
 
+// TEMPORARY: the old per-engine macros, until every module is on `db::Tx`.
 /// Runs `$body` once per engine with `$pool` bound to the engine's pool (the reader on SQLite).
 /// The body is compiled for both, so one query text serves both engines.
 macro_rules! read_pool {
@@ -252,9 +255,7 @@ impl Store {
 
     /// Answers whether the database takes queries (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        read_pool!(self, |pool| {
-            sqlx::query("SELECT 1").execute(pool).await?;
-        });
+        self.read().await?.execute(db::Sql::new("SELECT 1")).await?;
         Ok(())
     }
 

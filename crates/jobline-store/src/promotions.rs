@@ -7,7 +7,7 @@
 //! first checks the job's [`Fence`]. "One pending or processing job per promotion" is decided
 //! inside one transaction ([`Store::enqueue_exclusive`]), never by a read in the caller.
 
-use crate::jobs::{check_fence, Guard};
+use crate::jobs::{check_fence_legacy, Guard};
 use crate::rows::parse_json;
 use crate::{read_pool, write_tx, Fence, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -379,7 +379,7 @@ impl Store {
         let now = self.now_ms();
         let job = fence.job_id().to_string();
         let inserted = write_tx!(self, |tx, _pg| {
-            check_fence!(tx, fence, now);
+            check_fence_legacy!(tx, fence, now);
             insert_codes_in!(tx, promotion, Some(job.as_str()), codes, now)
         });
         Ok(CodesInserted { inserted, duplicates: codes.len() as u64 - inserted })
@@ -406,7 +406,7 @@ impl Store {
     pub async fn delete_codes_of_job(&self, fence: Fence) -> Result<u64, StoreError> {
         let now = self.now_ms();
         let deleted = write_tx!(self, |tx, _pg| {
-            check_fence!(tx, fence, now);
+            check_fence_legacy!(tx, fence, now);
             sqlx::query("DELETE FROM promotion_codes WHERE created_by_job = $1")
                 .bind(fence.job_id().to_string())
                 .execute(&mut *tx)

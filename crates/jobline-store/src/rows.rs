@@ -35,12 +35,6 @@ pub(crate) struct JobRow {
     completed_at: Option<i64>,
 }
 
-impl JobRow {
-    pub(crate) fn state_str(&self) -> &str {
-        &self.state
-    }
-}
-
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }

@@ -12,7 +12,7 @@
 //! `jobline_core::zuora::ObjectSchema` first. Records are scanned per object for queries and
 //! filtered in Rust by the caller; an index per filterable field is future work.
 
-use crate::jobs::check_fence;
+use crate::jobs::check_fence_legacy;
 use crate::rows::parse_json;
 use crate::{read_pool, write_tx, Fence, Store, StoreError};
 use jobline_core::clock::from_millis;
@@ -422,7 +422,7 @@ impl Store {
     ) -> Result<Vec<RecordOutcome>, StoreError> {
         let now = self.now_ms();
         let raw = write_tx!(self, |tx, _pg| {
-            check_fence!(tx, fence, now);
+            check_fence_legacy!(tx, fence, now);
             apply_ops!(tx, tenant, object, ops, unique, by, now)
         });
         outcomes(raw)

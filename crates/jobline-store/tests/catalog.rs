@@ -328,7 +328,8 @@ async fn stale_fence_refuses_every_catalog_job_write(engine: Engine) {
         .await
         .unwrap();
     let job = running_job(&store, &t).await;
-    let cancelling = store.request_cancel(&t, job.job().id).await.unwrap();
+    let cancelling =
+        store.request_cancel(&jobline_store::JobScope::tenant(&t), job.job().id).await.unwrap();
     assert_eq!(cancelling.state.as_str(), "cancelling");
 
     let fence = job.fence();

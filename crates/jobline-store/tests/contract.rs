@@ -109,7 +109,7 @@ async fn cancel_and_claim_race_has_exactly_one_winner(engine: Engine) {
         let (s2, b2, t2) = (store.clone(), barrier.clone(), t.clone());
         let canceller = tokio::spawn(async move {
             b2.wait().await;
-            s2.request_cancel(&t2, id).await
+            s2.request_cancel(&jobline_store::JobScope::tenant(&t2), id).await
         });
         let claimed = claimer.await.unwrap();
         let cancelled = canceller.await.unwrap();
@@ -212,7 +212,7 @@ async fn complete_many_fences_each_job(engine: Engine) {
         store.enqueue(job("t1", q, RUNNABLE)).await.unwrap();
     }
     let claimed = store.claim("w", 3, LEASE, 1).await.unwrap();
-    store.request_cancel(&t, claimed[1].job().id).await.unwrap();
+    store.request_cancel(&jobline_store::JobScope::tenant(&t), claimed[1].job().id).await.unwrap();
     store.finish_cancel(&claimed[1], None).await.unwrap();
     let items: Vec<_> = claimed.iter().map(|c| (c, Some(serde_json::json!({"n": 1})))).collect();
     let out = store.complete_many(&items).await.unwrap();
@@ -257,7 +257,10 @@ async fn cancelling_job_with_expired_lease_becomes_cancelled(engine: Engine) {
     let t = tenant("t1");
     let id = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
     store.claim("w", 1, LEASE, 1).await.unwrap();
-    assert_eq!(store.request_cancel(&t, id).await.unwrap().state, JobState::Cancelling);
+    assert_eq!(
+        store.request_cancel(&jobline_store::JobScope::tenant(&t), id).await.unwrap().state,
+        JobState::Cancelling
+    );
     clock.advance(LEASE + Duration::from_millis(1));
     let r = store.rescue_expired().await.unwrap();
     assert_eq!(r.cancelled.len(), 1);
@@ -276,7 +279,7 @@ async fn cancelling_job_of_a_dead_worker_is_adopted_for_its_undo(engine: Engine)
     let t = tenant("t1");
     let id = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
     let dead = store.claim("dead", 1, LEASE, 1).await.unwrap().remove(0);
-    store.request_cancel(&t, id).await.unwrap();
+    store.request_cancel(&jobline_store::JobScope::tenant(&t), id).await.unwrap();
     assert!(store.adopt_cancelling("w2", LEASE).await.unwrap().is_empty(), "lease still valid");
     clock.advance(LEASE + Duration::from_millis(1));
     let adopted = store.adopt_cancelling("w2", LEASE).await.unwrap();
@@ -296,11 +299,11 @@ async fn cancel_follows_the_kind_policy(engine: Engine) {
     let t = tenant("t1");
     // pending → cancelled at once, timestamps of a never-started job stay empty.
     let p = store.enqueue(job("t1", "a", QUEUED_ONLY)).await.unwrap();
-    let c = store.request_cancel(&t, p.id).await.unwrap();
+    let c = store.request_cancel(&jobline_store::JobScope::tenant(&t), p.id).await.unwrap();
     assert_eq!(c.state, JobState::Cancelled);
     assert_eq!((c.started_at, c.completed_at), (None, None));
     assert!(matches!(
-        store.request_cancel(&t, p.id).await,
+        store.request_cancel(&jobline_store::JobScope::tenant(&t), p.id).await,
         Err(StoreError::Conflict { current: JobState::Cancelled })
     ));
     // running: refused for a pending-only kind, cancelling for a runnable kind.
@@ -308,17 +311,29 @@ async fn cancel_follows_the_kind_policy(engine: Engine) {
     let r2 = store.enqueue(job("t1", "c", RUNNABLE)).await.unwrap();
     assert_eq!(store.claim("w", 5, LEASE, 1).await.unwrap().len(), 2);
     assert!(matches!(
-        store.request_cancel(&t, r1.id).await,
+        store.request_cancel(&jobline_store::JobScope::tenant(&t), r1.id).await,
         Err(StoreError::Conflict { current: JobState::Running })
     ));
-    assert_eq!(store.request_cancel(&t, r2.id).await.unwrap().state, JobState::Cancelling);
+    assert_eq!(
+        store.request_cancel(&jobline_store::JobScope::tenant(&t), r2.id).await.unwrap().state,
+        JobState::Cancelling
+    );
     // awaiting input → cancelled for an upload kind.
     let u = store.enqueue(job("t1", "d", UPLOAD).awaiting_input()).await.unwrap();
     assert_eq!(u.state, JobState::AwaitingInput);
-    assert_eq!(store.request_cancel(&t, u.id).await.unwrap().state, JobState::Cancelled);
+    assert_eq!(
+        store.request_cancel(&jobline_store::JobScope::tenant(&t), u.id).await.unwrap().state,
+        JobState::Cancelled
+    );
     // another tenant's job and an unknown id look the same.
-    assert!(matches!(store.request_cancel(&tenant("t2"), r2.id).await, Err(StoreError::NotFound)));
-    assert!(matches!(store.request_cancel(&t, JobId::new()).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.request_cancel(&jobline_store::JobScope::tenant(&tenant("t2")), r2.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.request_cancel(&jobline_store::JobScope::tenant(&t), JobId::new()).await,
+        Err(StoreError::NotFound)
+    ));
     assert!(matches!(store.get(&tenant("t2"), r2.id).await, Err(StoreError::NotFound)));
 }
 
@@ -336,8 +351,8 @@ async fn cancel_of_running_job_fences_handler_writes(engine: Engine) {
         (&claimed[1], &claimed[0])
     };
     store.set_progress(ca.fence(), 1, Some(10)).await.unwrap();
-    store.request_cancel(&t, a.id).await.unwrap();
-    store.request_cancel(&t, b.id).await.unwrap();
+    store.request_cancel(&jobline_store::JobScope::tenant(&t), a.id).await.unwrap();
+    store.request_cancel(&jobline_store::JobScope::tenant(&t), b.id).await.unwrap();
     let beats = store.heartbeat("w", LEASE).await.unwrap();
     assert!(beats.iter().all(|(_, _, s)| *s == JobState::Cancelling), "heartbeat reports it");
 
@@ -401,7 +416,7 @@ async fn lists_filter_and_page(engine: Engine) {
         );
     }
     store.enqueue(job("t2", "q", RUNNABLE)).await.unwrap();
-    store.request_cancel(&t, ids[0]).await.unwrap();
+    store.request_cancel(&jobline_store::JobScope::tenant(&t), ids[0]).await.unwrap();
     ids.reverse();
 
     let all = JobFilter::tenant(t.clone());
@@ -538,7 +553,7 @@ async fn publishes_wake_up_events(engine: Engine) {
     let t = tenant("t1");
     let id = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
     store.claim("w", 1, LEASE, 1).await.unwrap();
-    store.request_cancel(&t, id).await.unwrap();
+    store.request_cancel(&jobline_store::JobScope::tenant(&t), id).await.unwrap();
     let want = jobline_store::StoreEvent::CancelRequested(id);
     let got = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
@@ -568,7 +583,7 @@ async fn cancel_events_cross_processes_on_postgres(engine: Engine) {
         // A queue per round: the previous round's job still holds its queue's slot.
         let id = a.enqueue(job("t1", &format!("q{round}"), RUNNABLE)).await.unwrap().id;
         b.claim("w", 1, LEASE, 1).await.unwrap();
-        a.request_cancel(&t, id).await.unwrap();
+        a.request_cancel(&jobline_store::JobScope::tenant(&t), id).await.unwrap();
         let want = jobline_store::StoreEvent::CancelRequested(id);
         let wait = tokio::time::timeout(Duration::from_millis(200), async {
             loop {

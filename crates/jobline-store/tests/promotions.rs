@@ -100,7 +100,10 @@ async fn one_unfinished_job_per_promotion(engine: Engine) {
     let claimed = store.claim("w1", 1, LEASE, 1).await.unwrap();
     assert_eq!(claimed[0].job().id, first.id);
     assert!(store.enqueue_exclusive(generate_job("s1", &p.id)).await.is_err());
-    let cancelling = store.request_cancel(&tenant("s1"), first.id).await.unwrap();
+    let cancelling = store
+        .request_cancel(&jobline_store::JobScope::tenant(&tenant("s1")), first.id)
+        .await
+        .unwrap();
     assert_eq!(cancelling.state, JobState::Cancelling);
     assert!(store.enqueue_exclusive(generate_job("s1", &p.id)).await.is_err());
     store.finish_cancel(&claimed[0], None).await.unwrap();
@@ -139,7 +142,7 @@ async fn job_code_writes_are_fenced_and_undone_exactly(engine: Engine) {
     assert_eq!(store.count_codes(&p.id).await.unwrap(), 3);
     assert_eq!(store.count_codes_of_job(job.id).await.unwrap(), 2);
 
-    store.request_cancel(&tenant("s1"), job.id).await.unwrap();
+    store.request_cancel(&jobline_store::JobScope::tenant(&tenant("s1")), job.id).await.unwrap();
     let late = store.insert_codes(claimed.fence(), &p.id, &codes(&["c"])).await;
     assert!(matches!(late, Err(StoreError::Fenced)), "no writes after a cancel request");
     assert_eq!(store.delete_codes_of_job(claimed.undo_fence()).await.unwrap(), 2);

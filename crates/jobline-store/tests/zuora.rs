@@ -139,7 +139,7 @@ async fn fenced_batches_are_refused_once_the_job_moved_on(engine: Engine) {
         .await
         .unwrap();
     assert!(out[0].is_ok());
-    store.request_cancel(&t, claimed.job().id).await.unwrap();
+    store.request_cancel(&jobline_store::JobScope::tenant(&t), claimed.job().id).await.unwrap();
     let ops = [RecordOp::Create(fields(json!({"vin__c": "V2"})))];
     let refused =
         store.zuora_write_records_fenced(claimed.fence(), &t, "vehicle", &ops, &u, "c1").await;
@@ -161,7 +161,7 @@ async fn at_most_five_active_bulk_jobs_per_tenant(engine: Engine) {
     let sixth = store.enqueue_limited(bulk_job(&t1), 5).await;
     assert!(matches!(sixth, Err(StoreError::TooManyActive { limit: 5 })), "{sixth:?}");
     assert!(store.enqueue_limited(bulk_job(&t2), 5).await.is_ok(), "other tenants are not counted");
-    store.request_cancel(&t1, ids[0]).await.unwrap();
+    store.request_cancel(&jobline_store::JobScope::tenant(&t1), ids[0]).await.unwrap();
     assert!(store.enqueue_limited(bulk_job(&t1), 5).await.is_ok(), "a cancelled job frees a place");
 }
 
@@ -188,7 +188,7 @@ async fn racing_creates_for_the_last_place_have_one_winner(engine: Engine) {
         assert_eq!(ra.is_ok() as u8 + rb.is_ok() as u8, 1, "{ra:?} {rb:?}");
         // Free the place again for the next round.
         let won = ra.or(rb).unwrap();
-        a.request_cancel(&t, won.id).await.unwrap();
+        a.request_cancel(&jobline_store::JobScope::tenant(&t), won.id).await.unwrap();
     }
 }
 

@@ -471,10 +471,11 @@ async fn queued_import_is_cancelled_and_never_runs_while_running_one_is_not(engi
     let job = store.get(&tenant(), running).await.unwrap();
     assert_eq!((job.state, job.progress.done), (JobState::Running, 500));
     assert!(matches!(
-        store.request_cancel(&tenant(), running).await,
+        store.request_cancel(&jobline_store::JobScope::tenant(&tenant()), running).await,
         Err(StoreError::Conflict { current: JobState::Running })
     ));
-    let cancelled = store.request_cancel(&tenant(), queued).await.unwrap();
+    let cancelled =
+        store.request_cancel(&jobline_store::JobScope::tenant(&tenant()), queued).await.unwrap();
     assert_eq!(cancelled.state, JobState::Cancelled);
     bp.release();
     tokio::time::timeout(Duration::from_secs(60), task).await.unwrap().unwrap();

@@ -105,7 +105,7 @@ async fn cancel_in_same_process_stops_within_50ms(engine: Engine) {
     wait_for_state(&store, id, JobState::Running, Duration::from_secs(5)).await;
 
     let asked = Instant::now();
-    let c = store.request_cancel(&tenant(), id).await.unwrap();
+    let c = store.request_cancel(&jobline_store::JobScope::tenant(&tenant()), id).await.unwrap();
     assert_eq!(c.state, JobState::Cancelling);
     wait_for_state(&store, id, JobState::Cancelled, Duration::from_millis(50)).await;
     assert!(asked.elapsed() <= Duration::from_millis(50), "took {:?}", asked.elapsed());
@@ -126,7 +126,7 @@ async fn cancel_from_another_pool_arrives_within_one_heartbeat(engine: Engine) {
     wait_for_state(&api_store, id, JobState::Running, Duration::from_secs(5)).await;
 
     let asked = Instant::now();
-    api_store.request_cancel(&tenant(), id).await.unwrap();
+    api_store.request_cancel(&jobline_store::JobScope::tenant(&tenant()), id).await.unwrap();
     // One heartbeat, plus the handler's step and the final write.
     let bound = heartbeat + Duration::from_millis(100);
     wait_for_state(&api_store, id, JobState::Cancelled, bound).await;
@@ -177,7 +177,7 @@ async fn deaf_handler_is_finalised_at_deadline_and_its_write_rejected(engine: En
     .expect("handler started");
 
     let asked = Instant::now();
-    store.request_cancel(&tenant(), id).await.unwrap();
+    store.request_cancel(&jobline_store::JobScope::tenant(&tenant()), id).await.unwrap();
     let j = wait_for_state(&store, id, JobState::Cancelled, deadline * 3).await;
     assert!(asked.elapsed() >= deadline, "finalised only once the deadline passed");
     assert_eq!(j.progress.done, 1);
@@ -225,7 +225,7 @@ async fn cancel_runs_the_kinds_undo(engine: Engine) {
     let id =
         store.enqueue(new_job(MAKER, "q", serde_json::json!({"undo_marker": 7}))).await.unwrap().id;
     tokio::time::timeout(Duration::from_secs(5), bp.reached()).await.unwrap();
-    let j = store.request_cancel(&tenant(), id).await.unwrap();
+    let j = store.request_cancel(&jobline_store::JobScope::tenant(&tenant()), id).await.unwrap();
     assert_eq!(j.state, JobState::Cancelling);
     let j = wait_for_state(&store, id, JobState::Cancelled, Duration::from_secs(2)).await;
     assert_eq!(j.result, Some(serde_json::json!({"deleted": 7})));
@@ -242,7 +242,10 @@ async fn undo_of_a_worker_that_died_mid_cancel_is_finished_by_another(engine: En
     let id = store.enqueue(new_job(MAKER, "q", payload)).await.unwrap().id;
     // The dead worker: claims with a short lease, never heartbeats, never finishes.
     store.claim("dead", 1, Duration::from_millis(300), 1).await.unwrap();
-    assert_eq!(store.request_cancel(&tenant(), id).await.unwrap().state, JobState::Cancelling);
+    assert_eq!(
+        store.request_cancel(&jobline_store::JobScope::tenant(&tenant()), id).await.unwrap().state,
+        JobState::Cancelling
+    );
     let rt = start(store.clone(), Registry::new().with(Maker), config());
     let j = wait_for_state(&store, id, JobState::Cancelled, Duration::from_secs(5)).await;
     assert_eq!(j.result, Some(serde_json::json!({"deleted": 5})), "the undo ran");

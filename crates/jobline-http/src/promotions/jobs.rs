@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::{Extension, Json};
 use jobline_core::promo::GenerateParams;
 use jobline_core::{kinds, Job, JobId, JobState, NewJob};
-use jobline_store::{JobFilter, Page, StoreError};
+use jobline_store::{JobFilter, JobScope, Page, StoreError};
 use jobline_worker::jobs::promotions::EXPORT_FILE;
 use serde_json::{json, Value};
 
@@ -40,17 +40,20 @@ async fn promotion(app: &AppState, caller: &EpAdmin, id: &str) -> Result<(), EpE
 /// A promotion job of the caller's store on promotion `pid`; anything else (unknown,
 /// malformed, another store's, another promotion's or another dialect's job) is one 404.
 async fn load(app: &AppState, caller: &EpAdmin, pid: &str, id: &str) -> Result<Job, EpError> {
-    let id = JobId::parse(id).map_err(|_| EpError::not_found("job"))?;
-    match app.store.get(caller.tenant(), id).await {
-        Ok(job)
-            if dto::kind_of(dto::job_type(&job.kind)).is_some()
-                && job.subject.as_deref() == Some(pid) =>
-        {
-            Ok(job)
-        }
-        Ok(_) | Err(StoreError::NotFound) => Err(EpError::not_found("job")),
-        Err(e) => Err(e.into()),
+    match app.store.get_in(&scope(caller, pid), parse_id(id)?).await {
+        Err(StoreError::NotFound) => Err(EpError::not_found("job")),
+        other => Ok(other?),
     }
+}
+
+/// The jobs a promotions caller reaches on promotion `pid`: its store's, of the promotions
+/// kinds, on that promotion.
+fn scope(caller: &EpAdmin, pid: &str) -> JobScope {
+    JobScope::new(caller.tenant(), &kinds::promotions::ALL).on_subject(pid)
+}
+
+fn parse_id(id: &str) -> Result<JobId, EpError> {
+    JobId::parse(id).map_err(|_| EpError::not_found("job"))
 }
 
 /// `POST /v2/promotions/{id}/jobs`: `{"data": {"type": "promotion_job", "job_type", "name"?,
@@ -148,8 +151,8 @@ pub async fn cancel(
     caller: EpAdmin,
     Path((pid, id)): Path<(String, String)>,
 ) -> Result<Json<Document<PromotionJob>>, EpError> {
-    let job = load(&app, &caller, &pid, &id).await?;
-    let job = app.store.request_cancel(caller.tenant(), job.id).await.map_err(|e| match e {
+    let scope = scope(&caller, &pid);
+    let job = app.store.request_cancel(&scope, parse_id(&id)?).await.map_err(|e| match e {
         StoreError::Conflict { .. } => EpError::Unprocessable(CANCEL_REFUSED.into()),
         StoreError::NotFound => EpError::not_found("job"),
         other => other.into(),

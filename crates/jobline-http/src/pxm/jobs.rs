@@ -10,17 +10,25 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::Json;
 use jobline_core::{kinds, Job, JobId, JobState};
-use jobline_store::{JobFilter, Page, StoreError};
+use jobline_store::{JobFilter, JobScope, Page, StoreError};
 
 /// Loads a PXM job of the caller's store; anything else (unknown, malformed id, another
 /// store's, another dialect's) is the same 404.
 pub(crate) async fn load(app: &AppState, caller: &EpAdmin, id: &str) -> Result<Job, EpError> {
-    let id = JobId::parse(id).map_err(|_| EpError::not_found("job"))?;
-    match app.store.get(caller.tenant(), id).await {
-        Ok(job) if job.kind.starts_with(dto::KIND_PREFIX) => Ok(job),
-        Ok(_) | Err(StoreError::NotFound) => Err(EpError::not_found("job")),
-        Err(e) => Err(e.into()),
+    let id = parse_id(id)?;
+    match app.store.get_in(&scope(caller), id).await {
+        Err(StoreError::NotFound) => Err(EpError::not_found("job")),
+        other => Ok(other?),
     }
+}
+
+/// The jobs a PXM caller reaches: its store's, of the PXM kinds.
+fn scope(caller: &EpAdmin) -> JobScope {
+    JobScope::new(caller.tenant(), &kinds::pxm::ALL)
+}
+
+fn parse_id(id: &str) -> Result<JobId, EpError> {
+    JobId::parse(id).map_err(|_| EpError::not_found("job"))
 }
 
 /// The meta a job's kind recorded: the export `filter` from its payload, and whatever its
@@ -145,8 +153,8 @@ pub async fn cancel(
     caller: EpAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<JobDocument>, EpError> {
-    let job = load(&app, &caller, &id).await?;
-    let job = app.store.request_cancel(caller.tenant(), job.id).await.map_err(cancel_refused)?;
+    let job =
+        app.store.request_cancel(&scope(&caller), parse_id(&id)?).await.map_err(cancel_refused)?;
     Ok(Json(JobDocument { data: render(&job) }))
 }
 

@@ -19,7 +19,7 @@ use axum::http::{header, HeaderMap, Uri};
 use axum::Json;
 use jobline_core::zuora::Op;
 use jobline_core::{kinds, Job, JobId, NewJob};
-use jobline_store::{JobFile, JobFilter, Page, StoreError};
+use jobline_store::{JobFile, JobFilter, JobScope, Page, StoreError};
 use serde_json::{json, Value};
 
 /// Active (pending, accepted, in progress) bulk jobs a tenant may have (C.5).
@@ -33,11 +33,15 @@ const MULTIPART_SLACK: usize = 64 * 1024;
 /// the same 404.
 async fn load(app: &AppState, caller: &ZuoraCaller, id: &str) -> Result<Job, ZuoraError> {
     let job_id = JobId::parse(id).map_err(|_| ZuoraError::job_not_found(id))?;
-    match app.store.get(caller.tenant(), job_id).await {
-        Ok(job) if job.kind == kinds::zuora::BULK.name => Ok(job),
-        Ok(_) | Err(StoreError::NotFound) => Err(ZuoraError::job_not_found(id)),
-        Err(e) => Err(e.into()),
+    match app.store.get_in(&scope(caller), job_id).await {
+        Err(StoreError::NotFound) => Err(ZuoraError::job_not_found(id)),
+        other => Ok(other?),
     }
+}
+
+/// The jobs a Zuora caller reaches: its tenant's bulk jobs.
+fn scope(caller: &ZuoraCaller) -> JobScope {
+    JobScope::new(caller.tenant(), &[kinds::zuora::BULK])
 }
 
 fn bad(message: impl Into<String>) -> ZuoraError {
@@ -161,8 +165,8 @@ pub async fn cancel(
     caller: ZuoraCaller,
     Path(id): Path<String>,
 ) -> Result<Json<BulkJob>, ZuoraError> {
-    let job = load(&app, &caller, &id).await?;
-    match app.store.request_cancel(caller.tenant(), job.id).await {
+    let job_id = JobId::parse(&id).map_err(|_| ZuoraError::job_not_found(&id))?;
+    match app.store.request_cancel(&scope(&caller), job_id).await {
         Ok(job) => Ok(Json(BulkJob::from(&job))),
         Err(StoreError::Conflict { current }) => Err(ZuoraError::bad_request(
             error::NOT_CANCELLABLE,
