@@ -37,17 +37,24 @@ pub(super) fn check_extras(extras: &Value, errors: &mut Vec<ValidationError>) {
         return;
     };
     for family in ATTRIBUTE_FAMILIES {
-        match map.get(family) {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(attrs)) if attrs.len() > MAX_ATTRIBUTES => {
-                errors.push(ValidationError::new(
-                    attr(family),
-                    format!("must have at most {MAX_ATTRIBUTES} keys, got {}", attrs.len()),
-                ))
-            }
-            Some(Value::Object(_)) => {}
-            Some(_) => errors.push(ValidationError::new(attr(family), "must be an object")),
+        check_attributes(family, map.get(family), errors);
+    }
+}
+
+/// An attribute map named `name` (`admin_attributes`, `shopper_attributes`), when given and not
+/// null, is an object of at most [`MAX_ATTRIBUTES`] keys. A product keeps its maps inside
+/// `extras` and a price in fields of its own, but the rule is one.
+pub(super) fn check_attributes(name: &str, v: Option<&Value>, errors: &mut Vec<ValidationError>) {
+    match v {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(attrs)) if attrs.len() > MAX_ATTRIBUTES => {
+            errors.push(ValidationError::new(
+                attr(name),
+                format!("must have at most {MAX_ATTRIBUTES} keys, got {}", attrs.len()),
+            ));
         }
+        Some(Value::Object(_)) => {}
+        Some(_) => errors.push(ValidationError::new(attr(name), "must be an object")),
     }
 }
 
@@ -87,6 +94,34 @@ pub(super) fn check_optional_slug(slug: &Option<String>, errors: &mut Vec<Valida
     if let Some(Some(s)) = given(slug) {
         if !is_url_safe(s) {
             errors.push(ValidationError::new(attr("slug"), format!("{SLUG_RULE} (got {s:?})")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map};
+
+    #[test]
+    fn attribute_maps_are_objects_of_at_most_100_keys() {
+        let keys = |n: usize| Value::Object((0..n).map(|i| (i.to_string(), json!(i))).collect());
+        let cases: [(Option<Value>, Option<&str>); 6] = [
+            (None, None),
+            (Some(Value::Null), None),
+            (Some(Value::Object(Map::new())), None),
+            (Some(keys(100)), None),
+            (
+                Some(keys(101)),
+                Some("data.attributes.admin_attributes: must have at most 100 keys, got 101"),
+            ),
+            (Some(json!("x")), Some("data.attributes.admin_attributes: must be an object")),
+        ];
+        for (v, want) in cases {
+            let mut errors = Vec::new();
+            check_attributes("admin_attributes", v.as_ref(), &mut errors);
+            let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            assert_eq!(got, want.into_iter().map(str::to_owned).collect::<Vec<_>>(), "{v:?}");
         }
     }
 }

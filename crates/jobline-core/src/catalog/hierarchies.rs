@@ -43,14 +43,20 @@ pub struct HierarchyInput {
     pub extras: Value,
 }
 
+/// The rules of a hierarchy and of a node, which carry the same checked fields: a name, an
+/// optional slug and `extras`.
+fn named_record_errors(name: &str, slug: &Option<String>, extras: &Value) -> Vec<ValidationError> {
+    let mut errors = Vec::new();
+    check_name(name, &mut errors);
+    check_optional_slug(slug, &mut errors);
+    check_extras(extras, &mut errors);
+    errors
+}
+
 impl HierarchyInput {
     /// Every rule the input breaks; empty when it is valid.
     pub fn validate(&self) -> Vec<ValidationError> {
-        let mut errors = Vec::new();
-        check_name(&self.name, &mut errors);
-        check_optional_slug(&self.slug, &mut errors);
-        check_extras(&self.extras, &mut errors);
-        errors
+        named_record_errors(&self.name, &self.slug, &self.extras)
     }
 }
 
@@ -112,11 +118,7 @@ pub struct NodeInput {
 impl NodeInput {
     /// Every rule the input breaks; empty when it is valid.
     pub fn validate(&self) -> Vec<ValidationError> {
-        let mut errors = Vec::new();
-        check_name(&self.name, &mut errors);
-        check_optional_slug(&self.slug, &mut errors);
-        check_extras(&self.extras, &mut errors);
-        errors
+        named_record_errors(&self.name, &self.slug, &self.extras)
     }
 }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::checks::{attr, check_external_ref, MAX_ATTRIBUTES};
+use super::checks::{attr, check_attributes, check_external_ref};
 use super::ids::{PriceBookId, PriceId};
 use super::merge::given;
 use crate::error::ValidationError;
@@ -186,17 +186,7 @@ impl PriceInput {
             ("admin_attributes", &self.admin_attributes),
             ("shopper_attributes", &self.shopper_attributes),
         ] {
-            match v {
-                None | Some(Value::Null) => {}
-                Some(Value::Object(m)) if m.len() > MAX_ATTRIBUTES => {
-                    errors.push(ValidationError::new(
-                        attr(name),
-                        format!("must have at most {MAX_ATTRIBUTES} keys, got {}", m.len()),
-                    ));
-                }
-                Some(Value::Object(_)) => {}
-                Some(_) => errors.push(ValidationError::new(attr(name), "must be an object")),
-            }
+            check_attributes(name, v.as_ref(), &mut errors);
         }
         errors
     }

@@ -46,6 +46,13 @@ pub struct VariationOption {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The rules of a variation and of an option: only their name is checked.
+fn name_errors(name: &str) -> Vec<ValidationError> {
+    let mut errors = Vec::new();
+    check_name(name, &mut errors);
+    errors
+}
+
 /// What a create or update of a variation carries.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct VariationInput {
@@ -58,9 +65,7 @@ pub struct VariationInput {
 impl VariationInput {
     /// Every rule the input breaks; empty when it is valid.
     pub fn validate(&self) -> Vec<ValidationError> {
-        let mut errors = Vec::new();
-        check_name(&self.name, &mut errors);
-        errors
+        name_errors(&self.name)
     }
 }
 
@@ -78,9 +83,7 @@ pub struct VariationOptionInput {
 impl VariationOptionInput {
     /// Every rule the input breaks; empty when it is valid.
     pub fn validate(&self) -> Vec<ValidationError> {
-        let mut errors = Vec::new();
-        check_name(&self.name, &mut errors);
-        errors
+        name_errors(&self.name)
     }
 }
 
