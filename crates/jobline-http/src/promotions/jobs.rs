@@ -16,10 +16,10 @@ use crate::request_id::RequestId;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::{Extension, Json};
+use jobline_core::files::PROMOTION_CODES as EXPORT_FILE;
 use jobline_core::promo::GenerateParams;
 use jobline_core::{kinds, Job, JobId, JobState, NewJob};
 use jobline_store::{JobFilter, JobScope, Page, StoreError};
-use jobline_worker::jobs::promotions::EXPORT_FILE;
 use serde_json::{json, Value};
 
 /// Longest job name (B.2).

@@ -18,7 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Uri};
 use axum::Json;
 use jobline_core::zuora::Op;
-use jobline_core::{kinds, Job, JobId, NewJob};
+use jobline_core::{files, kinds, Job, JobId, NewJob};
 use jobline_store::{JobFile, JobFilter, JobScope, Page, StoreError};
 use serde_json::{json, Value};
 
@@ -221,7 +221,7 @@ pub async fn upload(
     if std::str::from_utf8(&bytes).is_err() {
         return Err(ZuoraError::bad_request(error::UPLOAD_BAD_REQUEST, "the file must be UTF-8"));
     }
-    let file = JobFile { name: "input".into(), content_type: "text/csv".into(), bytes };
+    let file = JobFile { name: files::INPUT.into(), content_type: "text/csv".into(), bytes };
     match app.store.submit_input(caller.tenant(), job.id, file).await {
         Ok(job) => Ok(Json(BulkJob::from(&job))),
         Err(StoreError::Conflict { current }) => Err(ZuoraError::bad_request(
