@@ -5,12 +5,12 @@
 
 use super::dto::JobDocument;
 use super::jobs::render;
-use crate::app::AppState;
 use crate::ep::auth::EpAdmin;
 use crate::ep::error::EpError;
 use crate::ep::params::parse_filter;
 use crate::ep::Created;
 use crate::request_id::RequestId;
+use crate::state::AppState;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, Uri};
 use axum::Json;
