@@ -3,7 +3,7 @@
 
 use crate::{per_sec, Report};
 use anyhow::{bail, Result};
-use jobline_core::{kinds, Clock, JobState, NewJob, SystemClock, TenantId};
+use jobline_core::{files, kinds, Clock, JobState, NewJob, SystemClock, TenantId};
 use jobline_store::{JobFile, Store};
 use jobline_testkit::{Engine, TestDb};
 use jobline_worker::{Registry, Runtime, RuntimeConfig};
@@ -61,7 +61,7 @@ fn import_job(tenant: &TenantId, rows: usize) -> NewJob {
 }
 
 fn input(bytes: Vec<u8>) -> JobFile {
-    JobFile { name: "input".into(), content_type: "text/csv".into(), bytes }
+    JobFile { name: files::INPUT.into(), content_type: "text/csv".into(), bytes }
 }
 
 /// Measures the import, the export and the raw-SQL ceiling on `engine`.

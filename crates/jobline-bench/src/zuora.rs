@@ -4,7 +4,7 @@
 use crate::{per_sec, Report};
 use anyhow::{bail, Result};
 use jobline_core::zuora::ObjectSchema;
-use jobline_core::{kinds, Clock, JobState, NewJob, SystemClock, TenantId};
+use jobline_core::{files, kinds, Clock, JobState, NewJob, SystemClock, TenantId};
 use jobline_store::JobFile;
 use jobline_testkit::{Engine, TestDb};
 use jobline_worker::{Registry, Runtime, RuntimeConfig};
@@ -66,7 +66,7 @@ pub(crate) async fn bench(engine: Engine, r: &mut Report) -> Result<()> {
     let payload =
         serde_json::json!({"namespace": "default", "object": "vehicle", "operation": "create"});
     let job = NewJob::new(t.clone(), kinds::zuora::BULK, kinds::zuora::queue(&t), payload);
-    let input = JobFile { name: "input".into(), content_type: "text/csv".into(), bytes: file };
+    let input = JobFile { name: files::INPUT.into(), content_type: "text/csv".into(), bytes: file };
     let id = store.enqueue_with_input(job, Some(input)).await?.id;
     let cfg =
         RuntimeConfig { slots: 1, lease: Duration::from_secs(60), ..RuntimeConfig::default() };

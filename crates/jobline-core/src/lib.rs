@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod clock;
 pub mod error;
+pub mod files;
 pub mod ids;
 pub mod job;
 pub mod kinds;

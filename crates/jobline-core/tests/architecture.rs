@@ -80,11 +80,13 @@ fn runtime_knows_no_dialect_or_concrete_kind() {
     }
 }
 
-/// "jobline-http never decides a status code outside its dialect's error.rs."
+/// "jobline-http never decides a status code outside its dialect's error.rs." `ep`, shared by
+/// the two Elastic Path dialects, keeps its codes (errors and the 201/204 answers) in its own
+/// `error.rs` too.
 #[test]
 fn dialects_decide_status_codes_only_in_error_rs() {
     let http = crates_dir().join("jobline-http/src");
-    for dialect in ["pxm", "promotions", "zuora"] {
+    for dialect in ["pxm", "promotions", "zuora", "ep"] {
         for f in rust_files(&http.join(dialect)) {
             if f.file_name().is_some_and(|n| n == "error.rs") {
                 continue;
@@ -105,4 +107,123 @@ fn domain_and_store_types_are_not_serialize() {
             assert!(!src.contains("Serialize"), "{} derives or uses Serialize", f.display());
         }
     }
+}
+
+/// "jobline-http never depends on jobline-worker": the edge and the worker meet only in
+/// jobline-core (kinds, job file names) and the store, so neither rebuilds when the other
+/// changes, and the edge cannot reach a handler's internals.
+#[test]
+fn http_never_depends_on_the_worker() {
+    let toml = fs::read_to_string(crates_dir().join("jobline-http/Cargo.toml")).unwrap();
+    // Every table, dev-dependencies included.
+    assert!(!toml.contains("jobline-worker"), "jobline-http's Cargo.toml names jobline-worker");
+    for f in rust_files(&crates_dir().join("jobline-http")) {
+        let src = fs::read_to_string(&f).unwrap();
+        assert!(!src.contains("jobline_worker"), "{} uses jobline_worker", f.display());
+    }
+}
+
+/// The dialect modules of jobline-http. Each one may use the shared modules, never another
+/// dialect.
+const DIALECTS: [&str; 3] = ["pxm", "promotions", "zuora"];
+
+/// Each jobline-http source file with its top-level module (`pxm` for `src/pxm/jobs.rs`,
+/// `files` for `src/files.rs`) and its text with comment lines left out.
+fn http_modules() -> Vec<(PathBuf, String, String)> {
+    let src = crates_dir().join("jobline-http/src");
+    let mut out = Vec::new();
+    for f in rust_files(&src) {
+        let rel = f.strip_prefix(&src).unwrap();
+        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let module = first.strip_suffix(".rs").unwrap_or(&first).to_owned();
+        let text = fs::read_to_string(&f).unwrap();
+        let code: Vec<&str> = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+        out.push((f, module, code.join("\n")));
+    }
+    out
+}
+
+/// The top-level modules of its crate that `code` names: `crate::x…`, `super::super::x…` (from
+/// a file one folder down), and each item of a grouped `use crate::{x, y::z}`.
+fn crate_modules_named(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for prefix in ["crate::", "super::super::"] {
+        for (i, _) in code.match_indices(prefix) {
+            let rest = &code[i + prefix.len()..];
+            let Some(group) = rest.strip_prefix('{') else {
+                out.push(rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect());
+                continue;
+            };
+            // The first identifier of each top-level item of the group.
+            let (mut depth, mut item_start, mut name) = (0, true, String::new());
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    c if item_start && (c.is_alphanumeric() || c == '_') => name.push(c),
+                    _ if item_start && !name.is_empty() => {
+                        out.push(std::mem::take(&mut name));
+                        item_start = false;
+                    }
+                    _ => {}
+                }
+            }
+            if !name.is_empty() {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// "Dialects never import each other": what two dialects share lives in a shared module
+/// (`ep` for the two Elastic Path dialects, `state`, `shared`, `request_id` for all), so a
+/// change to one dialect's DTOs or extractors cannot change another's wire. Zuora also stays
+/// out of `ep` and `files`, which answer in Elastic Path's error shape. Only `lib.rs` and the
+/// router (`app.rs`) name the dialects.
+#[test]
+fn dialects_never_import_each_other() {
+    for (f, module, code) in http_modules() {
+        if module == "lib" || module == "app" {
+            continue;
+        }
+        for named in crate_modules_named(&code) {
+            let other_dialect = DIALECTS.contains(&named.as_str()) && named != module;
+            let zuora_into_ep = module == "zuora" && (named == "ep" || named == "files");
+            assert!(
+                !other_dialect && !zuora_into_ep,
+                "{} (module {module}) imports crate::{named}",
+                f.display()
+            );
+        }
+    }
+}
+
+/// "Nothing imports the router": `app.rs` imports every dialect, so a module that imports it
+/// back makes one import circle of the whole crate. What handlers need from the app
+/// (`AppState`, `InternalCause`) lives in `state.rs`.
+#[test]
+fn nothing_imports_the_router() {
+    for (f, module, code) in http_modules() {
+        if module == "lib" || module == "app" {
+            continue;
+        }
+        assert!(
+            !crate_modules_named(&code).iter().any(|m| m == "app"),
+            "{} imports crate::app",
+            f.display()
+        );
+    }
+}
+
+/// The import scanner the two tests above rely on sees every form of path.
+#[test]
+fn crate_paths_are_found_in_every_import_form() {
+    let code = "use crate::ep::auth;\nuse crate::{state::AppState, pxm::{dto, jobs}, zuora};\n\
+                let x = super::super::promotions::dto::f(crate::files::link());";
+    let mut named = crate_modules_named(code);
+    named.sort();
+    assert_eq!(named, ["ep", "files", "promotions", "pxm", "state", "zuora"]);
 }

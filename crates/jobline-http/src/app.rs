@@ -12,10 +12,10 @@
 
 use crate::health;
 use crate::request_id::{self, RequestId};
+use crate::state::{AppState, InternalCause};
 use axum::http::Request;
 use axum::routing::get;
 use axum::Router;
-use jobline_store::Store;
 use tower::ServiceBuilder;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 use tower_http::compression::CompressionLayer;
@@ -28,20 +28,6 @@ use tracing::{Level, Span};
 /// Zuora gzips responses over 1000 bytes (`shared/spec/vendor-apis.md`, C.2); Elastic Path
 /// documents no threshold, so every dialect follows the same rule.
 pub const GZIP_MIN_BYTES: u16 = 1001;
-
-/// What every handler can reach. Cheap to clone: each field is a handle.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    /// The store: the HTTP edge's only way to the database.
-    pub store: Store,
-}
-
-impl AppState {
-    /// State for an app serving from `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
-    }
-}
 
 /// Builds the whole HTTP API.
 ///
@@ -65,25 +51,6 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::files::routes())
         .merge(crate::zuora::routes(state.clone()));
     with_shared_middleware(routes.with_state(state))
-}
-
-/// The cause of a 500, put in the response's extensions by a dialect's `error.rs` and logged
-/// once by [`log_internal_errors`]; it never reaches the client (STYLE.md §8.2).
-#[derive(Debug, Clone)]
-pub struct InternalCause(pub String);
-
-impl InternalCause {
-    /// The error with its whole `source()` chain, `outer: inner: innermost`.
-    pub fn new(err: &(dyn std::error::Error + 'static)) -> Self {
-        let mut out = err.to_string();
-        let mut cur = err.source();
-        while let Some(e) = cur {
-            out.push_str(": ");
-            out.push_str(&e.to_string());
-            cur = e.source();
-        }
-        InternalCause(out)
-    }
 }
 
 /// Logs the cause of every 500 once, at the edge, inside the request's span, and closes the

@@ -10,8 +10,8 @@
 //! This module never reads a file without a valid signature, and never decides a status code
 //! (they come from `ep::error`).
 
-use crate::app::AppState;
 use crate::ep::error::EpError;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Uri};
 use axum::response::IntoResponse;

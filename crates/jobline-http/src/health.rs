@@ -4,7 +4,7 @@
 //! slow database must not get a live process restarted); `/readyz` asks the store whether it
 //! takes queries, and answers within [`READY_TIMEOUT`] either way.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;

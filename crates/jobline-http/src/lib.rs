@@ -7,6 +7,12 @@
 //! This crate never contains SQL: it reaches the database only through `jobline_store::Store`.
 //! Status codes and error bodies belong to each dialect's `error.rs` (STYLE.md §8.2); the probes
 //! in `health` are the one dialect-free exception.
+//!
+//! Layering: the router ([`mod@app`]) is the only module that names the dialects (`pxm`,
+//! `promotions`, `zuora`), and no module imports it. The dialects never import each other;
+//! what they share sits below them: [`state`] (the app state, the cause of a 500), `shared`
+//! (the bearer token), [`request_id`], and for the two Elastic Path dialects [`ep`] and
+//! [`files`]. `crates/jobline-core/tests/architecture.rs` checks this.
 
 pub mod app;
 pub mod ep;
@@ -15,7 +21,10 @@ mod health;
 pub mod promotions;
 pub mod pxm;
 pub mod request_id;
+mod shared;
+pub mod state;
 pub mod zuora;
 
-pub use app::{app, AppState};
+pub use app::app;
 pub use request_id::{RequestId, X_REQUEST_ID};
+pub use state::{AppState, InternalCause};

@@ -7,8 +7,8 @@ use jobline_core::catalog::{
     HierarchyId, HierarchyInput, NodeInput, Product, ProductFilter, ProductInput, VariationInput,
     VariationOptionInput, AMBIGUOUS_RULES,
 };
+use jobline_core::{files, SystemClock, TenantId};
 use jobline_core::{kinds, Clock, Job, JobErrorEntry, JobId, JobState, KindSpec, NewJob};
-use jobline_core::{SystemClock, TenantId};
 use jobline_store::{JobFile, NodeLevel, Store, StoreError};
 use jobline_testkit::{on_both_engines, Engine, TestDb};
 use jobline_worker::jobs::pxm::product_import::BATCH_BREAKPOINT;
@@ -38,7 +38,7 @@ async fn store(db: &TestDb) -> Store {
 async fn enqueue(store: &Store, kind: KindSpec, payload: Value, input: Option<Vec<u8>>) -> JobId {
     let job = NewJob::new(tenant(), kind, kinds::pxm::queue(&tenant()), payload);
     let file = input.map(|bytes| JobFile {
-        name: "input".into(),
+        name: files::INPUT.into(),
         content_type: "application/octet-stream".into(),
         bytes,
     });

@@ -5,10 +5,10 @@
 //! role is 403: jobs are "Administrator use only" (vendor-apis.md A.1, A.14).
 
 use super::error::EpError;
-use crate::app::AppState;
+use crate::shared::bearer;
+use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
 use jobline_core::{Role, TenantId};
 use jobline_store::{Grant, Principal, StoreError};
 
@@ -26,13 +26,6 @@ impl EpAdmin {
     pub fn client_id(&self) -> String {
         self.0.client.id.to_string()
     }
-}
-
-/// The bearer token of a request, if it has one.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 impl FromRequestParts<AppState> for EpAdmin {
@@ -56,27 +49,5 @@ impl FromRequestParts<AppState> for EpAdmin {
             )));
         }
         Ok(EpAdmin(principal))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bearer;
-    use axum::http::{header, HeaderMap, HeaderValue};
-
-    #[test]
-    fn bearer_tokens_are_read_case_insensitively() {
-        let mut h = HeaderMap::new();
-        assert_eq!(bearer(&h), None);
-        for (value, want) in [
-            ("Bearer abc", Some("abc")),
-            ("bearer  abc ", Some("abc")),
-            ("Basic abc", None),
-            ("Bearer", None),
-            ("Bearer ", None),
-        ] {
-            h.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
-            assert_eq!(bearer(&h), want, "{value:?}");
-        }
     }
 }

@@ -2,11 +2,12 @@
 //! because Elastic Path uses one shape for both (`shared/spec/vendor-apis.md` A.7):
 //! `{"errors":[{"status":"<code as string>","title":…,"detail":…}]}`.
 //!
-//! Status codes come from one table, [`EpError::status_and_title`]; no handler picks one. Every
-//! conversion from a lower layer's error lives here. A 500 never carries its cause: the cause is
-//! stored in the response extensions and logged once by the app's middleware.
+//! Status codes come from one table, [`EpError::status_and_title`]; no handler picks one. The
+//! success codes other than 200 ([`Created`], [`NoContent`]) live here too, beside the table.
+//! Every conversion from a lower layer's error lives here. A 500 never carries its cause: the
+//! cause is stored in the response extensions and logged once by the app's middleware.
 
-use crate::app::InternalCause;
+use crate::state::InternalCause;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jobline_core::{TransitionError, ValidationError};
@@ -161,6 +162,27 @@ impl From<ValidationError> for EpError {
 impl From<TransitionError> for EpError {
     fn from(err: TransitionError) -> Self {
         EpError::Unprocessable(err.to_string())
+    }
+}
+
+/// A 201 answer carrying `T`. Success codes live here, beside the error table, so no handler
+/// and no other module names a status code.
+#[derive(Debug)]
+pub struct Created<T>(pub T);
+
+impl<T: IntoResponse> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        (StatusCode::CREATED, self.0).into_response()
+    }
+}
+
+/// A 204 answer with no body (a delete).
+#[derive(Debug, Clone, Copy)]
+pub struct NoContent;
+
+impl IntoResponse for NoContent {
+    fn into_response(self) -> Response {
+        StatusCode::NO_CONTENT.into_response()
     }
 }
 

@@ -1,19 +1,22 @@
 //! What the two Elastic Path dialects (PXM and Promotions) share: the token endpoint, bearer
-//! authentication, the error document, list paging and filters, and body extractors that
-//! answer in Elastic Path's error shape instead of axum's plain-text rejections.
+//! authentication, the error document (with the success codes beside it), list paging and
+//! filters, the timestamp format, and body extractors that answer in Elastic Path's error shape
+//! instead of axum's plain-text rejections. Neither dialect imports the other; what both need
+//! comes from here.
 
 pub mod auth;
 pub mod error;
 pub mod oauth;
 pub mod params;
 
-use crate::app::AppState;
+pub use error::{Created, NoContent};
+
+use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use chrono::{DateTime, SecondsFormat, Utc};
 use error::EpError;
 use serde::de::DeserializeOwned;
 
@@ -63,6 +66,12 @@ pub(crate) fn body_rejection(status: u16, text: &str) -> EpError {
     }
 }
 
+/// RFC 3339 UTC with milliseconds, e.g. `2024-01-05T13:46:41.695Z`, as Elastic Path writes
+/// every timestamp (PXM jobs and catalog records, promotions and their codes).
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
 /// Fallback for unknown paths under an Elastic Path prefix: 404 in Elastic Path's shape.
 pub async fn not_found() -> EpError {
     EpError::NotFound("no such endpoint".into())
@@ -71,25 +80,4 @@ pub async fn not_found() -> EpError {
 /// Fallback for a known path with the wrong method: 405 in Elastic Path's shape.
 pub async fn method_not_allowed() -> EpError {
     EpError::MethodNotAllowed
-}
-
-/// A 201 answer carrying `T` (success codes live here, beside the error table, so dialect
-/// handlers never name a status code).
-#[derive(Debug)]
-pub struct Created<T>(pub T);
-
-impl<T: IntoResponse> IntoResponse for Created<T> {
-    fn into_response(self) -> Response {
-        (StatusCode::CREATED, self.0).into_response()
-    }
-}
-
-/// A 204 answer with no body (a delete).
-#[derive(Debug, Clone, Copy)]
-pub struct NoContent;
-
-impl IntoResponse for NoContent {
-    fn into_response(self) -> Response {
-        StatusCode::NO_CONTENT.into_response()
-    }
 }

@@ -3,7 +3,7 @@
 //! carries an absolute `expires` (Unix seconds), which the SDK uses to renew ahead of time.
 
 use super::error::EpError;
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;

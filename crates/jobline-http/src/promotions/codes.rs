@@ -3,11 +3,11 @@
 
 use super::dto::{Code, CodesAdded, Document, ListDocument};
 use super::Family;
-use crate::app::AppState;
 use crate::ep::auth::EpAdmin;
 use crate::ep::error::EpError;
 use crate::ep::params::{links_and_meta, ListQuery};
 use crate::ep::{Created, EpJson, NoContent};
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};

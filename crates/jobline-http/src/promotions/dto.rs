@@ -4,7 +4,7 @@
 
 use super::Family;
 use crate::ep::params::{Links, ListMeta};
-use crate::pxm::dto::timestamp;
+use crate::ep::timestamp;
 use jobline_core::{kinds, Job, JobState};
 use jobline_store::{Promotion, PromotionCode};
 use serde::Serialize;

@@ -7,19 +7,19 @@
 
 use super::dto::{self, Document, FileLink, ListDocument, PromotionJob};
 use super::{data_object, opt_string, Family};
-use crate::app::AppState;
 use crate::ep::auth::EpAdmin;
 use crate::ep::error::EpError;
 use crate::ep::params::{links_and_meta, ListQuery};
 use crate::ep::{Created, EpJson};
 use crate::request_id::RequestId;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::{Extension, Json};
+use jobline_core::files::PROMOTION_CODES as EXPORT_FILE;
 use jobline_core::promo::GenerateParams;
 use jobline_core::{kinds, Job, JobId, JobState, NewJob};
 use jobline_store::{JobFilter, JobScope, Page, StoreError};
-use jobline_worker::jobs::promotions::EXPORT_FILE;
 use serde_json::{json, Value};
 
 /// Longest job name (B.2).

@@ -16,8 +16,8 @@ pub mod dto;
 pub mod jobs;
 pub mod resources;
 
-use crate::app::AppState;
 use crate::ep::{self, error::EpError};
+use crate::state::AppState;
 use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
 use jobline_core::promo::{RULE_CONSUME_UNITS, STANDARD_CONSUME_UNITS};

@@ -4,11 +4,11 @@
 
 use super::dto::{Document, ListDocument, PromotionResource};
 use super::{data_object, opt_string, Family};
-use crate::app::AppState;
 use crate::ep::auth::EpAdmin;
 use crate::ep::error::EpError;
 use crate::ep::params::{links_and_meta, ListQuery};
 use crate::ep::{Created, EpJson, NoContent};
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::{Extension, Json};

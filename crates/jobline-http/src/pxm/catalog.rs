@@ -9,13 +9,13 @@
 use super::catalog_dto as dto;
 use super::dto::JobDocument;
 use super::resource::{self, Document, Identifiers};
-use crate::app::AppState;
 use crate::ep::auth::EpAdmin;
 use crate::ep::error::EpError;
 use crate::ep::params::{links_and_meta, ListQuery};
 use crate::ep::EpJson;
 use crate::ep::NoContent;
 use crate::request_id::RequestId;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::Json;

@@ -2,7 +2,7 @@
 //! `type`, `id`, `attributes` and `meta`, as Elastic Path answers. Rendered from the domain
 //! types here; the domain types are never serialized.
 
-use super::dto::timestamp;
+use crate::ep::timestamp;
 use jobline_core::{Hierarchy, Node, Price, PriceBook, Product, Variation, VariationOption};
 use serde_json::{json, Map, Value};
 

@@ -5,16 +5,16 @@
 
 use super::dto::JobDocument;
 use super::jobs::render;
-use crate::app::AppState;
 use crate::ep::auth::EpAdmin;
 use crate::ep::error::EpError;
 use crate::ep::params::parse_filter;
 use crate::ep::Created;
 use crate::request_id::RequestId;
+use crate::state::AppState;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, Uri};
 use axum::Json;
-use jobline_core::{kinds, KindSpec, NewJob};
+use jobline_core::{files, kinds, KindSpec, NewJob};
 use jobline_store::JobFile;
 
 /// Import files may be 50 MB (A.8); bodies are allowed a little more for the multipart framing.
@@ -141,7 +141,7 @@ pub async fn import_products(
     let rows = check_product_csv(&upload.file)?;
     let payload = serde_json::json!({ "locale": locale, "rows": rows });
     let input =
-        JobFile { name: "input".into(), content_type: "text/csv".into(), bytes: upload.file };
+        JobFile { name: files::INPUT.into(), content_type: "text/csv".into(), bytes: upload.file };
     let job = app
         .store
         .enqueue_with_input(
@@ -173,8 +173,11 @@ pub async fn import_prices(
         }
     };
     let content_type = if gzip { "application/gzip" } else { "application/jsonl" };
-    let input =
-        JobFile { name: "input".into(), content_type: content_type.into(), bytes: upload.file };
+    let input = JobFile {
+        name: files::INPUT.into(),
+        content_type: content_type.into(),
+        bytes: upload.file,
+    };
     let payload = serde_json::json!({ "gzip": gzip });
     let job = app
         .store

@@ -2,17 +2,12 @@
 //! resources. Converted from domain types here, at the edge; domain types are never serialized.
 
 use crate::ep::params::{Links, ListMeta};
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::ep::timestamp;
 use jobline_core::{Job, JobErrorEntry, JobState};
 use serde::Serialize;
 
 /// The kind-name prefix of PXM jobs in the engine (`pxm/product-import`…).
 pub const KIND_PREFIX: &str = "pxm/";
-
-/// RFC 3339 UTC with milliseconds, e.g. `2024-01-05T13:46:41.695Z`, as Elastic Path writes.
-pub fn timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 /// PXM's word for a canonical state (DECISIONS.md table). PXM never cancels a running job, so
 /// `cancelling` cannot occur; should it, it is still being processed: `started`.

@@ -1,11 +1,11 @@
 //! `/pcm/jobs`: list, get, errors, cancel (`shared/spec/vendor-apis.md` A.2–A.6).
 
 use super::dto::{self, JobDocument, JobErrorList, JobList, PimJob, PimJobError};
-use crate::app::AppState;
 use crate::ep::auth::EpAdmin;
 use crate::ep::error::EpError;
 use crate::ep::params::{links_and_meta, ListQuery};
 use crate::files::signed_url;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::Json;

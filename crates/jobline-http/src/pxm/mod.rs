@@ -12,8 +12,8 @@ pub mod dto;
 pub mod jobs;
 pub mod resource;
 
-use crate::app::AppState;
 use crate::ep;
+use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;

@@ -6,7 +6,7 @@ use super::dto;
 use super::error::{Kind, ZuoraError, DEFINITION_NOT_FOUND};
 use super::headers::ZuoraCaller;
 use super::{query_pairs, ZuoraJson};
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::Json;

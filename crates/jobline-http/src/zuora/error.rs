@@ -12,7 +12,7 @@
 //! `src/zuora/` names a status code. A 500 never carries its cause: it is stored in the
 //! response extensions and logged once by the app's middleware.
 
-use crate::app::InternalCause;
+use crate::state::InternalCause;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jobline_store::StoreError;

@@ -10,10 +10,16 @@
 //! and does nothing twice; the same key with another request is a 409. Two first requests
 //! racing with one key may both run (the first stored answer wins); Zuora's clients retry
 //! sequentially, and a lock per key is future work.
+//!
+//! The idempotency layer has to authenticate the caller (keys are per tenant) and read the
+//! whole body (it is part of the fingerprint) before the handler runs. It leaves both in the
+//! request's extensions, the caller as [`ZuoraCaller`] and the body as [`ReadBody`], so the
+//! handler neither authenticates again nor reads the body a second time.
 
 use super::error::{self, Kind, ZuoraError};
-use crate::app::AppState;
-use axum::body::{to_bytes, Body};
+use crate::shared::bearer;
+use crate::state::AppState;
+use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, Method};
@@ -95,7 +101,12 @@ impl FromRequestParts<AppState> for ZuoraCaller {
     type Rejection = ZuoraError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ZuoraError> {
-        let token = crate::ep::auth::bearer(&parts.headers).ok_or(ZuoraError::Unauthorized)?;
+        // The idempotency layer authenticated this request already (same headers, same
+        // checks); doing it again would be a second store round trip for the same answer.
+        if let Some(caller) = parts.extensions.get::<ZuoraCaller>() {
+            return Ok(caller.clone());
+        }
+        let token = bearer(&parts.headers).ok_or(ZuoraError::Unauthorized)?;
         let principal = state.store.authenticate(token).await.map_err(|e| match e {
             StoreError::NotFound => ZuoraError::Unauthorized,
             other => other.into(),
@@ -144,6 +155,22 @@ impl FromRequestParts<AppState> for ZuoraCaller {
         }
         Ok(ZuoraCaller(principal))
     }
+}
+
+/// A request body the idempotency layer has read already, left in the request's extensions
+/// for the handler (see the module docs). The request's own body is the same buffer, so the
+/// JSON extractors work as usual; a handler that reads the whole body by hand takes it with
+/// [`whole_body`].
+#[derive(Debug, Clone)]
+pub struct ReadBody(pub Bytes);
+
+/// The whole body of `request`, or `None` when it is over `limit` bytes: the idempotency
+/// layer's [`ReadBody`] when it read the body already, else read now.
+pub(crate) async fn whole_body(request: Request, limit: usize) -> Option<Bytes> {
+    if let Some(ReadBody(bytes)) = request.extensions().get::<ReadBody>() {
+        return (bytes.len() <= limit).then(|| bytes.clone());
+    }
+    to_bytes(request.into_body(), limit).await.ok()
 }
 
 /// Honours `Idempotency-Key` on POST and PATCH (see the module docs).
@@ -202,6 +229,9 @@ async fn replay_or_run(
         }
         None => {}
     }
+    // `Bytes` clones share one buffer: the extension and the body are the same read.
+    parts.extensions.insert(caller.clone());
+    parts.extensions.insert(ReadBody(bytes.clone()));
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     if !error::is_replayable(response.status()) {
         return Ok(response);

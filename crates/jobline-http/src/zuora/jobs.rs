@@ -9,16 +9,15 @@
 
 use super::dto::{self, BulkJob, BulkJobErrors, BulkJobList, CreateJob};
 use super::error::{self, Kind, ZuoraError};
-use super::headers::ZuoraCaller;
+use super::headers::{whole_body, ZuoraCaller};
 use super::{page_size, query_pairs, ZuoraJson};
-use crate::app::AppState;
 use crate::request_id::RequestId;
-use axum::body::{to_bytes, Body};
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, Uri};
+use crate::state::AppState;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, Uri};
 use axum::Json;
 use jobline_core::zuora::Op;
-use jobline_core::{kinds, Job, JobId, NewJob};
+use jobline_core::{files, kinds, Job, JobId, NewJob};
 use jobline_store::{JobFile, JobFilter, JobScope, Page, StoreError};
 use serde_json::{json, Value};
 
@@ -186,20 +185,23 @@ pub async fn upload(
     State(app): State<AppState>,
     caller: ZuoraCaller,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Json<BulkJob>, ZuoraError> {
     let job = load(&app, &caller, &id).await?;
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     // Read by hand rather than through `Bytes`, so an oversized body gets Zuora's 413 and not
     // axum's plain-text one; a multipart envelope may add a little to the file itself.
     let too_large = || {
         ZuoraError::new(Kind::TooLarge, error::FILE_TOO_LARGE, "The file exceeds the 15 MB limit.")
     };
-    let body = to_bytes(body, MAX_FILE_BYTES + MULTIPART_SLACK).await.map_err(|_| too_large())?;
-    let content_type =
-        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let body = whole_body(request, MAX_FILE_BYTES + MULTIPART_SLACK).await.ok_or_else(too_large)?;
     let bytes = if content_type.starts_with("multipart/form-data") {
-        multipart_file(content_type, &body).ok_or_else(|| {
+        multipart_file(&content_type, &body).ok_or_else(|| {
             ZuoraError::bad_request(
                 error::UPLOAD_BAD_REQUEST,
                 "a multipart upload needs a file part",
@@ -221,7 +223,7 @@ pub async fn upload(
     if std::str::from_utf8(&bytes).is_err() {
         return Err(ZuoraError::bad_request(error::UPLOAD_BAD_REQUEST, "the file must be UTF-8"));
     }
-    let file = JobFile { name: "input".into(), content_type: "text/csv".into(), bytes };
+    let file = JobFile { name: files::INPUT.into(), content_type: "text/csv".into(), bytes };
     match app.store.submit_input(caller.tenant(), job.id, file).await {
         Ok(job) => Ok(Json(BulkJob::from(&job))),
         Err(StoreError::Conflict { current }) => Err(ZuoraError::bad_request(

@@ -15,7 +15,7 @@ pub mod jobs;
 pub mod oauth;
 pub mod records;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::routing::{get, patch, post};

@@ -4,7 +4,7 @@
 
 use super::dto::Token;
 use super::error::{self, ZuoraError};
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;

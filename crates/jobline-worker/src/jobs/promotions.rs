@@ -10,6 +10,7 @@
 use crate::{JobContext, JobError, JobHandler, ResultExt, UndoContext};
 use async_trait::async_trait;
 use chrono::SecondsFormat;
+use jobline_core::files;
 use jobline_core::kinds::promotions::{CODE_EXPORT, CODE_GENERATE};
 use jobline_core::promo::{
     GenerateParams, CODE_ALPHABET, RULE_CONSUME_UNITS, STANDARD_CONSUME_UNITS,
@@ -23,9 +24,6 @@ use std::collections::HashSet;
 /// Codes written per fenced transaction; also how often progress, cancel and breakpoints are
 /// looked at.
 pub const BATCH: u64 = 1000;
-
-/// Name of the CSV a `code_export` job stores.
-pub const EXPORT_FILE: &str = "promotion-codes.csv";
 
 /// Named pause point after each batch of generated codes (tests hold a job there to cancel it
 /// while it is processing).
@@ -178,12 +176,12 @@ impl JobHandler for CodeExport {
             }
         }
         let file = JobFile {
-            name: EXPORT_FILE.to_owned(),
+            name: files::PROMOTION_CODES.to_owned(),
             content_type: "text/csv".to_owned(),
             bytes: csv.into_bytes(),
         };
         ctx.put_file(&file).await?;
-        Ok(Some(json!({ "exported": offset, "file": EXPORT_FILE })))
+        Ok(Some(json!({ "exported": offset, "file": files::PROMOTION_CODES })))
     }
 }
 

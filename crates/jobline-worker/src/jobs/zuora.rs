@@ -4,7 +4,7 @@
 //! Payload: `{"namespace": "default", "object": "<api name>", "operation": "create" | "update" |
 //! "delete", "filter"?: {"conditions": [{"field", "operator": "EQ"|"GT"|"LT"|"GE"|"LE", "value"}]}}`.
 //!
-//! - `create` / `update` read the uploaded CSV (job file `input`): a header row of field API
+//! - `create` / `update` read the uploaded CSV (job file `files::INPUT`): a header row of field API
 //!   names, one record per row. Each row is checked against the object's definition (types,
 //!   required, unique) and written in batches of [`BATCH`] rows, each batch one fenced
 //!   transaction with a SAVEPOINT per record: a bad row is listed in the job's errors with its
@@ -27,8 +27,8 @@
 
 use crate::{JobContext, JobError, JobHandler, ResultExt};
 use async_trait::async_trait;
-use jobline_core::kinds;
 use jobline_core::zuora::{codes, Condition, FieldError, ObjectSchema, Op, SYSTEM_FIELDS};
+use jobline_core::{files, kinds};
 use jobline_core::{JobErrorEntry, KindSpec};
 use jobline_store::{RecordOp, RecordWriteError, StoreError};
 use serde::Deserialize;
@@ -88,7 +88,7 @@ impl JobHandler for ZuoraBulk {
         let schema = ObjectSchema::from_stored(&definition.schema).fatal()?;
         let rows = match p.operation.as_str() {
             "create" | "update" => {
-                let file = match ctx.store().get_file(job.id, "input").await {
+                let file = match ctx.store().get_file(job.id, files::INPUT).await {
                     Ok(f) => f,
                     Err(StoreError::NotFound) => {
                         return Err(JobError::Fatal("no file was uploaded".into()))

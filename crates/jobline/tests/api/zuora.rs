@@ -643,8 +643,42 @@ async fn uploads_take_multipart_once_and_refuse_files_over_15_mb(engine: Engine)
     zuora_error(r, 400, 71013620).await;
 }
 
+/// The idempotency layer reads the upload and authenticates the caller for the handler; the
+/// wire is the same as without a key, and a retry replays instead of uploading again.
+async fn an_upload_with_an_idempotency_key_runs_once_and_replays(engine: Engine) {
+    let (app, token) = setup(engine).await;
+    define_vehicle(&app, &token).await;
+    let create = json!({"namespace": "default", "object": "vehicle", "operation": "create"});
+    let send = |id: String, key: &'static str, csv: String| {
+        app.authed(Method::POST, &format!("/objects/jobs/{id}/files"), &token)
+            .header("content-type", "text/csv")
+            .header("Idempotency-Key", key)
+            .body(csv)
+            .send()
+    };
+    let job = create_job(&app, &token, create.clone()).await;
+    let id = job["Id"].as_str().unwrap().to_owned();
+    let csv = "vin__c,year__c\nK1,2001\n".to_owned();
+    let first = ok(send(id.clone(), "u1", csv.clone()).await.unwrap()).await;
+    assert!(matches!(first["status"].as_str(), Some("accepted" | "in_progress" | "completed")));
+    assert_eq!(ok(send(id.clone(), "u1", csv.clone()).await.unwrap()).await, first);
+    zuora_error(upload(&app, &token, &id, &csv).await, 400, 71013620).await;
+    let done = finished(&app, &token, &id).await;
+    assert_eq!(done["recordsProcessed"], 1);
+
+    let big = create_job(&app, &token, create).await;
+    let big_id = big["Id"].as_str().unwrap().to_owned();
+    let huge = format!("vin__c\n{}", "x".repeat(15 * 1024 * 1024));
+    zuora_error(send(big_id.clone(), "u2", huge.clone()).await.unwrap(), 413, 71013670).await;
+    zuora_error(send(big_id.clone(), "u2", huge).await.unwrap(), 413, 71013670).await;
+    let still =
+        ok(call(&app, &token, Method::GET, &format!("/objects/jobs/{big_id}"), None).await).await;
+    assert_eq!(still["status"], "pending");
+}
+
 on_both_engines!(
     uploads_take_multipart_once_and_refuse_files_over_15_mb,
+    an_upload_with_an_idempotency_key_runs_once_and_replays,
     token_endpoint_and_headers_follow_zuora,
     entity_and_org_headers_follow_the_client_scopes,
     retries_with_an_idempotency_key_do_nothing_twice,

@@ -17,7 +17,7 @@ pub mod product_export;
 pub mod product_import;
 
 use crate::{JobContext, JobError};
-use jobline_core::JobErrorEntry;
+use jobline_core::{files, JobErrorEntry};
 use jobline_store::StoreError;
 use serde::de::DeserializeOwned;
 
@@ -34,9 +34,9 @@ fn payload<T: DeserializeOwned>(ctx: &JobContext) -> Result<T, JobError> {
         .map_err(|e| JobError::Fatal(format!("invalid job payload: {e}")))
 }
 
-/// The file the HTTP edge stored with the job (`create.rs` names it `input`).
+/// The file the HTTP edge stored with the job ([`files::INPUT`]).
 async fn input_file(ctx: &JobContext) -> Result<Vec<u8>, JobError> {
-    match ctx.store().get_file(ctx.job().id, "input").await {
+    match ctx.store().get_file(ctx.job().id, files::INPUT).await {
         Ok(file) => Ok(file.bytes),
         Err(StoreError::NotFound) => Err(JobError::Fatal("the job has no input file".into())),
         Err(e) => Err(e.into()),

@@ -1,0 +1,41 @@
+//! What every handler and error type may name without knowing the router: the app state
+//! handlers are given, and the cause of a 500 that a dialect's `error.rs` hands to the
+//! shared middleware.
+//!
+//! It lives apart from `app.rs` so that the dialects depend on this small module and not on the
+//! router, which imports every dialect; nothing here may import a dialect.
+
+use jobline_store::Store;
+
+/// What every handler can reach. Cheap to clone: each field is a handle.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The store: the HTTP edge's only way to the database.
+    pub store: Store,
+}
+
+impl AppState {
+    /// State for an app serving from `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+/// The cause of a 500, put in the response's extensions by a dialect's `error.rs` and logged
+/// once by the app's middleware; it never reaches the client (STYLE.md §8.2).
+#[derive(Debug, Clone)]
+pub struct InternalCause(pub String);
+
+impl InternalCause {
+    /// The error with its whole `source()` chain, `outer: inner: innermost`.
+    pub fn new(err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut out = err.to_string();
+        let mut cur = err.source();
+        while let Some(e) = cur {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            cur = e.source();
+        }
+        InternalCause(out)
+    }
+}
