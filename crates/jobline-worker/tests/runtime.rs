@@ -31,6 +31,7 @@ fn config() -> RuntimeConfig {
         shutdown_grace: Duration::from_millis(300),
         default_concurrency: 1,
         retry_delay: Duration::ZERO,
+        prefetch: 0,
     }
 }
 
