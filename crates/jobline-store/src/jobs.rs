@@ -347,22 +347,31 @@ static REQUEST_CANCEL_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// A lease expired: the job makes the `Rescue` move from `from` (`$1` now).
-fn rescue_sql(from: JobState, extra: &str) -> String {
+/// A lease expired: the job makes the `Rescue` move from `from` (`$1` now; `expired_before`
+/// the parameter its lease must have expired before).
+fn rescue_sql(from: JobState, extra: &str, expired_before: &str) -> String {
     format!(
         "UPDATE jobs SET state = '{to}', updated_at = $1, {extra} \
            lease_owner = NULL, lease_expires_at = NULL \
-         WHERE state = '{from}' AND lease_expires_at < $1 {guard} RETURNING {JOB_COLUMNS}",
+         WHERE state = '{from}' AND lease_expires_at < {expired_before} {guard} RETURNING {JOB_COLUMNS}",
         to = target(Action::Rescue, from),
         guard = if from == JobState::Running { "AND attempt < max_attempts" } else { "" },
     )
 }
 
+/// Ends `cancelling` jobs nobody adopted (`$2`: expired before this, a grace behind `$1`).
 static RESCUE_CANCELLING_SQL: LazyLock<String> =
-    LazyLock::new(|| rescue_sql(JobState::Cancelling, "completed_at = $1,"));
+    LazyLock::new(|| rescue_sql(JobState::Cancelling, "completed_at = $1,", "$2"));
+
+/// How long an expired `cancelling` job waits for a live worker to adopt it and run its undo
+/// ([`Store::adopt_cancelling`]) before the rescue sweep ends it `cancelled` without one. Every
+/// runtime adopts at each heartbeat, so this fallback only serves a database no runtime
+/// watches; without the grace, a sweep could end the job a moment before the adopter's
+/// statement sees its lease expired, and the job's effects would stay.
+pub const ADOPTION_GRACE: Duration = Duration::from_secs(60);
 
 static RESCUE_RUNNING_SQL: LazyLock<String> =
-    LazyLock::new(|| rescue_sql(JobState::Running, "available_at = $1, started_at = NULL,"));
+    LazyLock::new(|| rescue_sql(JobState::Running, "available_at = $1, started_at = NULL,", "$1"));
 
 /// Takes over a `cancelling` job whose worker died, so its kind's undo can still run: a new
 /// lease for the adopter and a new attempt, which fences out the old worker should it return.
@@ -795,13 +804,15 @@ impl Store {
     }
 
     /// Recovers jobs whose worker stopped renewing its lease (a crash, kill -9, a partition):
-    /// running ones go back to the queue (or fail once out of attempts), cancelling ones end
-    /// `cancelled`. Safe to run from every process at once: each move is conditional.
+    /// running ones go back to the queue (or fail once out of attempts), cancelling ones that
+    /// no worker adopted within [`ADOPTION_GRACE`] end `cancelled`. Safe to run from every process at once: each move is conditional.
     pub async fn rescue_expired(&self) -> Result<Rescued, StoreError> {
         let now = self.now_ms();
         let mut tx = self.begin().await?;
-        let cancelled: Vec<JobRow> =
-            tx.fetch_all(Sql::new(RESCUE_CANCELLING_SQL.as_str()).bind(now)).await?;
+        let unadopted = now.saturating_sub(ms(ADOPTION_GRACE));
+        let cancelled: Vec<JobRow> = tx
+            .fetch_all(Sql::new(RESCUE_CANCELLING_SQL.as_str()).bind(now).bind(unadopted))
+            .await?;
         let failed: Vec<JobRow> = tx.fetch_all(Sql::new(EXHAUST_SQL.as_str()).bind(now)).await?;
         let requeued: Vec<JobRow> =
             tx.fetch_all(Sql::new(RESCUE_RUNNING_SQL.as_str()).bind(now)).await?;

@@ -35,6 +35,7 @@ pub use events::StoreEvent;
 pub use identity::{hash_secret, random_token, Client, Grant, IssuedToken, NewClient, Principal};
 pub use jobs::{
     ClaimRequest, ClaimedJob, Fence, JobFile, JobFilter, JobPage, JobScope, Page, Rescued, Settled,
+    ADOPTION_GRACE,
 };
 pub use promotions::{
     CodeSpec, CodesInserted, NewPromotion, Promotion, PromotionCode, PromotionUpdate,
