@@ -150,6 +150,7 @@ fn runtime_config(slots: usize) -> RuntimeConfig {
         shutdown_grace: Duration::from_secs(5),
         default_concurrency: 1,
         retry_delay: Duration::from_secs(1),
+        prefetch: 0,
     }
 }
 

@@ -18,7 +18,7 @@ use jobline_core::{
     Action, CancelPolicy, InitialState, Job, JobErrorEntry, JobId, JobState, KindSpec, NewJob,
     TenantId,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -347,22 +347,31 @@ static REQUEST_CANCEL_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// A lease expired: the job makes the `Rescue` move from `from` (`$1` now).
-fn rescue_sql(from: JobState, extra: &str) -> String {
+/// A lease expired: the job makes the `Rescue` move from `from` (`$1` now; `expired_before`
+/// the parameter its lease must have expired before).
+fn rescue_sql(from: JobState, extra: &str, expired_before: &str) -> String {
     format!(
         "UPDATE jobs SET state = '{to}', updated_at = $1, {extra} \
            lease_owner = NULL, lease_expires_at = NULL \
-         WHERE state = '{from}' AND lease_expires_at < $1 {guard} RETURNING {JOB_COLUMNS}",
+         WHERE state = '{from}' AND lease_expires_at < {expired_before} {guard} RETURNING {JOB_COLUMNS}",
         to = target(Action::Rescue, from),
         guard = if from == JobState::Running { "AND attempt < max_attempts" } else { "" },
     )
 }
 
+/// Ends `cancelling` jobs nobody adopted (`$2`: expired before this, a grace behind `$1`).
 static RESCUE_CANCELLING_SQL: LazyLock<String> =
-    LazyLock::new(|| rescue_sql(JobState::Cancelling, "completed_at = $1,"));
+    LazyLock::new(|| rescue_sql(JobState::Cancelling, "completed_at = $1,", "$2"));
+
+/// How long an expired `cancelling` job waits for a live worker to adopt it and run its undo
+/// ([`Store::adopt_cancelling`]) before the rescue sweep ends it `cancelled` without one. Every
+/// runtime adopts at each heartbeat, so this fallback only serves a database no runtime
+/// watches; without the grace, a sweep could end the job a moment before the adopter's
+/// statement sees its lease expired, and the job's effects would stay.
+pub const ADOPTION_GRACE: Duration = Duration::from_secs(60);
 
 static RESCUE_RUNNING_SQL: LazyLock<String> =
-    LazyLock::new(|| rescue_sql(JobState::Running, "available_at = $1, started_at = NULL,"));
+    LazyLock::new(|| rescue_sql(JobState::Running, "available_at = $1, started_at = NULL,", "$1"));
 
 /// Takes over a `cancelling` job whose worker died, so its kind's undo can still run: a new
 /// lease for the adopter and a new attempt, which fences out the old worker should it return.
@@ -564,54 +573,39 @@ impl Store {
         lease: Duration,
         default_concurrency: u32,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
+        let want = ClaimRequest { owner, limit, lease, default_concurrency };
+        Ok(self.settle(&[], want).await?.claimed)
+    }
+
+    /// The worker's round trip: records the jobs that finished (`done`, as
+    /// [`Store::complete_many`] does) and claims the next ones (as [`Store::claim`] does) in
+    /// **one** transaction, so a busy worker pays one commit for a whole batch of jobs, in
+    /// either direction. The completions come first, so the slots they free in their queues
+    /// can be claimed again in the same transaction.
+    pub async fn settle(
+        &self,
+        done: &[(&ClaimedJob, Option<serde_json::Value>)],
+        want: ClaimRequest<'_>,
+    ) -> Result<Settled, StoreError> {
+        if done.is_empty() && want.limit == 0 {
+            return Ok(Settled::default());
         }
         let now = self.now_ms();
-        let expires = now.saturating_add(ms(lease));
-        let limit = count(limit);
         let mut tx = self.begin().await?;
-        let (queues_sql, claim_sql) = match tx.backend() {
-            Backend::Postgres => (CLAIM_QUEUES_PG.as_str(), CLAIM_JOBS_PG.as_str()),
-            Backend::Sqlite => (CLAIM_QUEUES_SQLITE.as_str(), CLAIM_JOBS_SQLITE.as_str()),
-        };
-        let queues: Vec<(String, i64)> = tx
-            .fetch_all(
-                Sql::new(queues_sql).bind(i64::from(default_concurrency)).bind(now).bind(limit),
-            )
-            .await?;
-        let mut claimed: Vec<JobRow> = Vec::new();
-        for (key, concurrency) in queues {
-            let want = limit - count(claimed.len());
-            if want <= 0 {
-                break;
-            }
-            let rows: Vec<JobRow> = tx
-                .fetch_all(
-                    Sql::new(claim_sql)
-                        .bind(owner)
-                        .bind(expires)
-                        .bind(now)
-                        .bind(key.as_str())
-                        .bind(want)
-                        .bind(concurrency),
-                )
-                .await?;
-            if !rows.is_empty() {
-                tx.execute(
-                    Sql::new("UPDATE queues SET last_claimed_at = $1 WHERE key = $2")
-                        .bind(now)
-                        .bind(key.as_str()),
-                )
-                .await?;
-            }
-            claimed.extend(rows);
+        let completed = complete_in(&mut tx, done, now).await?;
+        let claimed = claim_in(&mut tx, &want, now).await?;
+        if !done.is_empty() {
+            // Finished jobs free slots: other processes may claim at once.
+            tx.notify(&StoreEvent::JobsAvailable).await?;
         }
         tx.commit().await?;
-        let mut jobs: Vec<ClaimedJob> =
+        if !done.is_empty() {
+            self.publish(StoreEvent::JobsAvailable);
+        }
+        let mut claimed: Vec<ClaimedJob> =
             jobs_from_rows(claimed)?.into_iter().map(|job| ClaimedJob { job }).collect();
-        jobs.sort_by_key(|c| (c.job.created_at, c.job.id));
-        Ok(jobs)
+        claimed.sort_by_key(|c| (c.job.created_at, c.job.id));
+        Ok(Settled { completed, claimed })
     }
 
     /// Renews the lease of every job `owner` holds, in one statement, and reports each job's
@@ -648,33 +642,16 @@ impl Store {
         self.finish(&SUCCEED_SQL, JobState::Succeeded, claimed.fence(), result, None).await
     }
 
-    /// Completes many jobs in one transaction (one commit, one fsync), each still by its own
+    /// Completes many jobs in one transaction (one commit, one fsync) and one set-based
     /// conditional UPDATE: a job that is no longer held at its attempt gets `Err(Fenced)` and
     /// does not affect the others. This is how a busy runtime keeps commits per job below one.
     pub async fn complete_many(
         &self,
         items: &[(&ClaimedJob, Option<serde_json::Value>)],
     ) -> Result<Vec<Result<Job, StoreError>>, StoreError> {
-        let now = self.now_ms();
-        let mut tx = self.begin().await?;
-        let mut rows: Vec<Option<JobRow>> = Vec::with_capacity(items.len());
-        for (claimed, result) in items {
-            let sql = finish_args(
-                &SUCCEED_SQL,
-                JobState::Succeeded,
-                now,
-                claimed.fence(),
-                result.as_ref(),
-                None,
-            );
-            rows.push(tx.fetch_optional(sql).await?);
-        }
-        tx.commit().await?;
-        self.publish(StoreEvent::JobsAvailable);
-        Ok(rows
-            .into_iter()
-            .map(|row| row.ok_or(StoreError::Fenced).and_then(Job::try_from))
-            .collect())
+        let nothing =
+            ClaimRequest { owner: "", limit: 0, lease: Duration::ZERO, default_concurrency: 0 };
+        Ok(self.settle(items, nothing).await?.completed)
     }
 
     /// The handler failed for good.
@@ -827,13 +804,15 @@ impl Store {
     }
 
     /// Recovers jobs whose worker stopped renewing its lease (a crash, kill -9, a partition):
-    /// running ones go back to the queue (or fail once out of attempts), cancelling ones end
-    /// `cancelled`. Safe to run from every process at once: each move is conditional.
+    /// running ones go back to the queue (or fail once out of attempts), cancelling ones that
+    /// no worker adopted within [`ADOPTION_GRACE`] end `cancelled`. Safe to run from every process at once: each move is conditional.
     pub async fn rescue_expired(&self) -> Result<Rescued, StoreError> {
         let now = self.now_ms();
         let mut tx = self.begin().await?;
-        let cancelled: Vec<JobRow> =
-            tx.fetch_all(Sql::new(RESCUE_CANCELLING_SQL.as_str()).bind(now)).await?;
+        let unadopted = now.saturating_sub(ms(ADOPTION_GRACE));
+        let cancelled: Vec<JobRow> = tx
+            .fetch_all(Sql::new(RESCUE_CANCELLING_SQL.as_str()).bind(now).bind(unadopted))
+            .await?;
         let failed: Vec<JobRow> = tx.fetch_all(Sql::new(EXHAUST_SQL.as_str()).bind(now)).await?;
         let requeued: Vec<JobRow> =
             tx.fetch_all(Sql::new(RESCUE_RUNNING_SQL.as_str()).bind(now)).await?;
@@ -1141,6 +1120,132 @@ impl JobFilter {
             sql.push(" AND subject = ").push_bind(subject.as_str());
         }
     }
+}
+
+/// What a worker asks of [`Store::settle`] and [`Store::claim`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest<'a> {
+    /// The worker's id, written as the jobs' `lease_owner`.
+    pub owner: &'a str,
+    /// Jobs wanted (0: claim nothing).
+    pub limit: usize,
+    /// How long the leases run without a heartbeat.
+    pub lease: Duration,
+    /// Running jobs per queue where the queue sets no concurrency of its own.
+    pub default_concurrency: u32,
+}
+
+/// What one [`Store::settle`] did.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// Each completion's outcome, in the order given: the job, or `Fenced`.
+    pub completed: Vec<Result<Job, StoreError>>,
+    /// The jobs claimed, oldest first.
+    pub claimed: Vec<ClaimedJob>,
+}
+
+/// `Succeed` for many jobs as one statement per chunk: the job ids, attempts and results
+/// travel as a `VALUES` list joined to `jobs` (`UPDATE … FROM`, on both engines), and each
+/// row is still guarded by its attempt and the move's source states. `$1` is now; the list
+/// goes between the head and the tail.
+static SUCCEED_MANY_HEAD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET state = '{}', updated_at = $1, completed_at = $1, \
+           result = COALESCE(v.v_result, jobs.result), \
+           lease_owner = NULL, lease_expires_at = NULL \
+         FROM (SELECT column1 AS v_id, column2 AS v_attempt, column3 AS v_result FROM (",
+        target(Action::Succeed, JobState::Running),
+    )
+});
+
+static SUCCEED_MANY_TAIL: LazyLock<String> = LazyLock::new(|| {
+    let returning: Vec<String> = JOB_COLUMNS.split(", ").map(|c| format!("jobs.{c}")).collect();
+    format!(
+        ") AS x) AS v WHERE jobs.id = v.v_id AND jobs.attempt = v.v_attempt \
+           AND jobs.state IN ({}) RETURNING {}",
+        sources(Action::Succeed),
+        returning.join(", ")
+    )
+});
+
+/// Records successes inside an open transaction; each item's outcome, in order.
+async fn complete_in(
+    tx: &mut Tx,
+    done: &[(&ClaimedJob, Option<serde_json::Value>)],
+    now: i64,
+) -> Result<Vec<Result<Job, StoreError>>, StoreError> {
+    let mut by_id: HashMap<String, JobRow> = HashMap::with_capacity(done.len());
+    for chunk in done.chunks(BATCH_ROWS) {
+        let mut sql = Sql::new(SUCCEED_MANY_HEAD.as_str()).bind(now);
+        sql.push_values(chunk, |row, (claimed, result)| {
+            let fence = claimed.fence();
+            row.bind(fence.job.to_string())
+                .bind(fence.attempt_param())
+                .bind(result.as_ref().map(|r| r.to_string()));
+        });
+        sql.push(&SUCCEED_MANY_TAIL);
+        let rows: Vec<JobRow> = tx.fetch_all(sql).await?;
+        by_id.extend(rows.into_iter().map(|row| (row.id().to_owned(), row)));
+    }
+    Ok(done
+        .iter()
+        .map(|(claimed, _)| {
+            by_id
+                .remove(&claimed.job.id.to_string())
+                .ok_or(StoreError::Fenced)
+                .and_then(Job::try_from)
+        })
+        .collect())
+}
+
+/// Claims inside an open transaction (see [`Store::claim`]).
+async fn claim_in(
+    tx: &mut Tx,
+    want: &ClaimRequest<'_>,
+    now: i64,
+) -> Result<Vec<JobRow>, StoreError> {
+    if want.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let expires = now.saturating_add(ms(want.lease));
+    let limit = count(want.limit);
+    let (queues_sql, claim_sql) = match tx.backend() {
+        Backend::Postgres => (CLAIM_QUEUES_PG.as_str(), CLAIM_JOBS_PG.as_str()),
+        Backend::Sqlite => (CLAIM_QUEUES_SQLITE.as_str(), CLAIM_JOBS_SQLITE.as_str()),
+    };
+    let queues: Vec<(String, i64)> = tx
+        .fetch_all(
+            Sql::new(queues_sql).bind(i64::from(want.default_concurrency)).bind(now).bind(limit),
+        )
+        .await?;
+    let mut claimed: Vec<JobRow> = Vec::new();
+    for (key, concurrency) in queues {
+        let left = limit - count(claimed.len());
+        if left <= 0 {
+            break;
+        }
+        let rows: Vec<JobRow> = tx
+            .fetch_all(
+                Sql::new(claim_sql)
+                    .bind(want.owner)
+                    .bind(expires)
+                    .bind(now)
+                    .bind(key.as_str())
+                    .bind(left)
+                    .bind(concurrency),
+            )
+            .await?;
+        if !rows.is_empty() {
+            tx.execute(
+                Sql::new("UPDATE queues SET last_claimed_at = $1 WHERE key = $2")
+                    .bind(now)
+                    .bind(key.as_str()),
+            )
+            .await?;
+        }
+        claimed.extend(rows);
+    }
+    Ok(claimed)
 }
 
 /// The finishing statement `sql` with its binds (see [`finish_sql`]).

@@ -33,7 +33,10 @@ pub use catalog::{
 pub use error::StoreError;
 pub use events::StoreEvent;
 pub use identity::{hash_secret, random_token, Client, Grant, IssuedToken, NewClient, Principal};
-pub use jobs::{ClaimedJob, Fence, JobFile, JobFilter, JobPage, JobScope, Page, Rescued};
+pub use jobs::{
+    ClaimRequest, ClaimedJob, Fence, JobFile, JobFilter, JobPage, JobScope, Page, Rescued, Settled,
+    ADOPTION_GRACE,
+};
 pub use promotions::{
     CodeSpec, CodesInserted, NewPromotion, Promotion, PromotionCode, PromotionUpdate,
 };

@@ -35,6 +35,13 @@ pub(crate) struct JobRow {
     completed_at: Option<i64>,
 }
 
+impl JobRow {
+    /// The job's id as stored.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }

@@ -251,7 +251,7 @@ async fn rescues_expired_leases_and_fails_after_max_attempts(engine: Engine) {
     }
 }
 
-/// A cancelling job whose worker vanished ends cancelled.
+/// A cancelling job whose worker vanished, and that no live worker adopts, ends cancelled.
 async fn cancelling_job_with_expired_lease_becomes_cancelled(engine: Engine) {
     let (_db, store, clock) = setup(engine).await;
     let t = tenant("t1");
@@ -262,6 +262,9 @@ async fn cancelling_job_with_expired_lease_becomes_cancelled(engine: Engine) {
         JobState::Cancelling
     );
     clock.advance(LEASE + Duration::from_millis(1));
+    let r = store.rescue_expired().await.unwrap();
+    assert!(r.cancelled.is_empty(), "left for a live worker to adopt and undo first");
+    clock.advance(jobline_store::ADOPTION_GRACE);
     let r = store.rescue_expired().await.unwrap();
     assert_eq!(r.cancelled.len(), 1);
     let j = store.get(&t, id).await.unwrap();

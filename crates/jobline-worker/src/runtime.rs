@@ -17,8 +17,8 @@ use crate::context::{JobContext, UndoContext};
 use crate::error::JobError;
 use crate::handler::{JobHandler, Registry};
 use jobline_core::{Job, JobId, JobState};
-use jobline_store::{ClaimedJob, Store, StoreError, StoreEvent};
-use std::collections::HashMap;
+use jobline_store::{ClaimRequest, ClaimedJob, Store, StoreError, StoreEvent};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -47,6 +47,13 @@ pub struct RuntimeConfig {
     pub default_concurrency: u32,
     /// Delay before a job that failed with a retryable error runs again.
     pub retry_delay: Duration,
+    /// Jobs claimed ahead into the local queue, beyond the free slots (0: claim only for free
+    /// slots). Prefetched jobs hold leases like running ones, so a slot that frees up starts
+    /// the next job without a round trip to the database; a cancel reaches them at once (they
+    /// never start), and a killed worker's prefetched jobs come back within one lease. They
+    /// count against their queue's concurrency, and a claimed job is `running` to clients:
+    /// leave it at 0 where "only pending jobs cancel" matters more than throughput.
+    pub prefetch: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -60,6 +67,7 @@ impl Default for RuntimeConfig {
             shutdown_grace: Duration::from_secs(10),
             default_concurrency: 1,
             retry_delay: Duration::from_secs(5),
+            prefetch: 0,
         }
     }
 }
@@ -92,6 +100,9 @@ struct Inner {
     config: RuntimeConfig,
     owner: String,
     running: Mutex<HashMap<JobId, Running>>,
+    /// Claimed jobs that have not started yet (see [`RuntimeConfig::prefetch`]), each with
+    /// when it was claimed.
+    local: Mutex<VecDeque<(ClaimedJob, Instant)>>,
     wake: Notify,
     breakpoints: Breakpoints,
     root: CancellationToken,
@@ -122,6 +133,7 @@ impl Runtime {
                 config,
                 owner,
                 running: Mutex::default(),
+                local: Mutex::default(),
                 wake: Notify::new(),
                 breakpoints: Breakpoints::default(),
                 root: CancellationToken::new(),
@@ -147,32 +159,47 @@ impl Runtime {
 
     /// Runs until `shutdown` fires, then stops claiming, gives running jobs `shutdown_grace` to
     /// reach a checkpoint, and hands back to the queue those that have not finished.
+    ///
+    /// The loop is the worker's one round trip to the database: each turn records the jobs
+    /// that finished since the last one and claims jobs for the free slots (plus the local
+    /// queue) in one transaction ([`Store::settle`]), then starts what it can.
     pub async fn run(&self, shutdown: CancellationToken) {
         let inner = &self.inner;
-        info!(worker = %inner.owner, slots = inner.config.slots, kinds = ?inner.registry.kinds(), "worker runtime started");
+        let slots = inner.config.slots;
+        info!(worker = %inner.owner, slots, prefetch = inner.config.prefetch, kinds = ?inner.registry.kinds(), "worker runtime started");
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
+        // Completions go to this loop from now on (a runtime used by `run_once` before keeps
+        // its own batcher, which is as correct, only not combined with claims).
+        let _ = inner.completer.set(done_tx);
         let mut tasks = JoinSet::new();
         let background = CancellationToken::new();
         tasks.spawn(self.clone().listen(background.clone()));
         tasks.spawn(self.clone().heartbeats(background.clone()));
         let mut jobs = JoinSet::new();
         let mut failures = 0u32;
+        let mut done: Vec<Completion> = Vec::new();
+        // Whether there may be work to claim: after a wake-up, a poll tick, or a full claim.
+        let mut look = true;
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
             while jobs.try_join_next().is_some() {}
-            let free = inner.config.slots.saturating_sub(self.running_count());
-            if free > 0 {
-                match self.claim(free).await {
-                    Ok(claimed) => {
+            while done.len() < COMPLETION_BATCH {
+                match done_rx.try_recv() {
+                    Ok(c) => done.push(c),
+                    Err(_) => break,
+                }
+            }
+            let held = self.running_count() + self.local_count();
+            let want = if look { (slots + inner.config.prefetch).saturating_sub(held) } else { 0 };
+            let mut claimed_all = false;
+            if !done.is_empty() || want > 0 {
+                match self.settle(&mut done, want).await {
+                    Ok(got) => {
                         failures = 0;
-                        let got = claimed.len();
-                        for c in claimed {
-                            jobs.spawn(self.clone().supervise(c));
-                        }
-                        if got == free {
-                            continue; // there may be more: claim again at once
-                        }
+                        claimed_all = want > 0 && got == want;
+                        look = claimed_all;
                     }
                     Err(e) => {
                         failures = failures.saturating_add(1);
@@ -182,13 +209,22 @@ impl Runtime {
                             () = tokio::time::sleep(backoff) => {}
                             () = shutdown.cancelled() => break,
                         }
+                        look = true;
                         continue;
                     }
                 }
             }
+            while self.running_count() < slots {
+                let Some(next) = self.pop_local() else { break };
+                jobs.spawn(self.clone().supervise(next));
+            }
+            if claimed_all || !done.is_empty() {
+                continue; // there may be more: go round at once
+            }
             tokio::select! {
-                () = inner.wake.notified() => {}
-                () = tokio::time::sleep(inner.config.poll_interval) => {}
+                () = inner.wake.notified() => look = true,
+                c = done_rx.recv() => done.extend(c),
+                () = tokio::time::sleep(inner.config.poll_interval) => look = true,
                 () = shutdown.cancelled() => break,
             }
         }
@@ -197,10 +233,108 @@ impl Runtime {
             let _ = r.reason.set(StopReason::Shutdown);
         }
         inner.root.cancel();
-        while jobs.join_next().await.is_some() {}
+        self.release_local().await;
+        // Jobs that finish during the grace still report through the channel: keep recording
+        // them until every job has ended.
+        loop {
+            tokio::select! {
+                j = jobs.join_next() => {
+                    if j.is_none() {
+                        break;
+                    }
+                }
+                c = done_rx.recv() => done.extend(c),
+            }
+            if !done.is_empty() {
+                let _ = self.settle(&mut done, 0).await;
+            }
+        }
+        while let Ok(c) = done_rx.try_recv() {
+            done.push(c);
+        }
+        let _ = self.settle(&mut done, 0).await;
         background.cancel();
         while tasks.join_next().await.is_some() {}
         info!("worker runtime stopped");
+    }
+
+    /// One round trip: records `done` (answering each waiting supervisor) and claims up to
+    /// `want` jobs into the local queue. Returns how many were claimed. If the transaction
+    /// fails, each completion is recorded alone so each gets its own answer.
+    async fn settle(&self, done: &mut Vec<Completion>, want: usize) -> Result<usize, StoreError> {
+        let c = &self.inner.config;
+        let request = ClaimRequest {
+            owner: &self.inner.owner,
+            limit: want,
+            lease: c.lease,
+            default_concurrency: c.default_concurrency,
+        };
+        let batch = std::mem::take(done);
+        let items: Vec<_> = batch.iter().map(|(c, r, _)| (c.as_ref(), r.clone())).collect();
+        match self.inner.store.settle(&items, request).await {
+            Ok(settled) => {
+                for ((_, _, reply), outcome) in batch.into_iter().zip(settled.completed) {
+                    let _ = reply.send(outcome);
+                }
+                let got = settled.claimed.len();
+                let now = Instant::now();
+                self.lock_local().extend(settled.claimed.into_iter().map(|c| (c, now)));
+                Ok(got)
+            }
+            Err(e) => {
+                if !batch.is_empty() {
+                    warn!(error = %e, "batched completion failed; recording one by one");
+                }
+                for (claimed, result, reply) in batch {
+                    let _ = reply.send(self.inner.store.complete(&claimed, result).await);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn lock_local(&self) -> std::sync::MutexGuard<'_, VecDeque<(ClaimedJob, Instant)>> {
+        self.inner.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn local_count(&self) -> usize {
+        self.lock_local().len()
+    }
+
+    fn pop_local(&self) -> Option<ClaimedJob> {
+        self.lock_local().pop_front().map(|(c, _)| c)
+    }
+
+    /// Takes a job out of the local queue, if it waits there.
+    fn take_local(&self, id: JobId) -> Option<ClaimedJob> {
+        let mut local = self.lock_local();
+        let at = local.iter().position(|(c, _)| c.job().id == id)?;
+        local.remove(at).map(|(c, _)| c)
+    }
+
+    /// Shutdown: the jobs that never started go back to their queue, attempt given back.
+    async fn release_local(&self) {
+        let waiting: Vec<ClaimedJob> = self.lock_local().drain(..).map(|(c, _)| c).collect();
+        for claimed in waiting {
+            match self.inner.store.release(&claimed).await {
+                Ok(_) => debug!(job = %claimed.job().id, "released a prefetched job"),
+                // A cancel arrived meanwhile: finish it as a cancel.
+                Err(StoreError::Fenced) => self.cancel_unstarted(claimed).await,
+                Err(e) => warn!(error = %e, "could not release a prefetched job"),
+            }
+        }
+    }
+
+    /// A job cancelled while it waited in the local queue: it never runs; its kind's undo
+    /// (which finds nothing to undo) and `finish_cancel` end it `cancelled` at once.
+    async fn cancel_unstarted(&self, claimed: ClaimedJob) {
+        let claimed = Arc::new(claimed);
+        match self.inner.registry.get(&claimed.job().kind) {
+            Some(handler) => self.finish_cancel(&handler, &claimed).await,
+            None => {
+                let _ = self.inner.store.finish_cancel(&claimed, None).await;
+            }
+        }
     }
 
     /// Claims what is claimable now and runs it to the end (for tests and tools: no background
@@ -237,12 +371,26 @@ impl Runtime {
         self.inner.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Trips the token of a job this process runs, recording why (first reason wins).
+    /// Trips the token of a job this process runs, recording why (first reason wins). A job
+    /// still in the local queue never starts: a cancelled one is finished as cancelled, one
+    /// whose lease is lost is dropped.
     fn trip(&self, id: JobId, reason: StopReason) {
         if let Some(r) = self.lock_running().get(&id) {
             let _ = r.reason.set(reason);
             r.token.cancel();
+            return;
         }
+        let Some(claimed) = self.take_local(id) else { return };
+        match reason {
+            StopReason::CancelRequested => {
+                let this = self.clone();
+                tokio::spawn(async move { this.cancel_unstarted(claimed).await });
+            }
+            StopReason::LeaseLost | StopReason::Shutdown => {
+                debug!(job = %id, ?reason, "dropped a prefetched job");
+            }
+        }
+        self.inner.wake.notify_one();
     }
 
     /// Reacts to store events: cancels at once, wakes the claim loop on new work.
@@ -335,6 +483,15 @@ impl Runtime {
                 // Claimed after the heartbeat read, or already finished: not lost.
                 None if r.since >= started => {}
                 None => trips.push((*id, StopReason::LeaseLost)),
+            }
+        }
+        for (c, since) in self.lock_local().iter() {
+            let id = c.job().id;
+            match held.get(&id) {
+                Some(JobState::Cancelling) => trips.push((id, StopReason::CancelRequested)),
+                Some(_) => {}
+                None if *since >= started => {}
+                None => trips.push((id, StopReason::LeaseLost)),
             }
         }
         for (id, reason) in trips {
@@ -469,6 +626,9 @@ impl Runtime {
         claimed: &Arc<ClaimedJob>,
         result: Option<serde_json::Value>,
     ) -> Result<Job, StoreError> {
+        // The handler is done: its slot is free for the next job while the success is
+        // recorded (the claim loop counts running jobs to decide how many to claim).
+        self.lock_running().remove(&claimed.job().id);
         let sender = self.inner.completer.get_or_init(|| spawn_completer(self.inner.store.clone()));
         let (reply, answer) = oneshot::channel();
         if sender.send((claimed.clone(), result.clone(), reply)).is_ok() {

@@ -26,6 +26,7 @@ fn runtime(store: &Store) -> Runtime {
     let config = RuntimeConfig {
         lease: Duration::from_secs(120),
         retry_delay: Duration::ZERO,
+        prefetch: 0,
         ..RuntimeConfig::default()
     };
     Runtime::new(store.clone(), jobline_worker::jobs::pxm_kinds(Registry::new()), config)

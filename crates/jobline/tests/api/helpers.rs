@@ -67,6 +67,7 @@ impl TestApp {
             shutdown_grace: Duration::from_millis(500),
             default_concurrency: 1,
             retry_delay: Duration::ZERO,
+            prefetch: 0,
         });
         config.shutdown_grace = Duration::from_secs(2);
         let (shutdown, stopped) = oneshot::channel::<()>();
