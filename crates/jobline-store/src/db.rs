@@ -205,15 +205,6 @@ impl<'a> Values<'_, 'a> {
         self.sql.push_bind(value);
         self
     }
-
-    /// The next value of the tuple as fixed text (an SQL expression such as `NULL`).
-    pub(crate) fn raw(&mut self, text: &str) -> &mut Self {
-        if !std::mem::take(&mut self.first) {
-            self.sql.push(", ");
-        }
-        self.sql.push(text);
-        self
-    }
 }
 
 /// A row type readable from both engines (what `#[derive(sqlx::FromRow)]` gives).
