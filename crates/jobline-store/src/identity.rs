@@ -1,7 +1,8 @@
 //! Tenants and API clients. Secrets are random and stored only as SHA-256 hashes: they carry
 //! enough entropy that a slow hash adds nothing, and a database dump reveals no credential.
 
-use crate::{read_pool, write_tx, Store, StoreError};
+use crate::db::{Queries, Sql};
+use crate::{Store, StoreError};
 use jobline_core::{ClientId, Role, TenantId};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
@@ -103,17 +104,17 @@ impl Store {
     /// Creates the tenant if it does not exist yet.
     pub async fn ensure_tenant(&self, tenant: &TenantId) -> Result<(), StoreError> {
         let now = self.now_ms();
-        write_tx!(self, |tx, _pg| {
-            sqlx::query(
+        let mut tx = self.begin().await?;
+        tx.execute(
+            Sql::new(
                 "INSERT INTO tenants (id, name, created_at) VALUES ($1, $1, $2) \
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(tenant.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        });
-        Ok(())
+            .bind(now),
+        )
+        .await?;
+        tx.commit().await
     }
 
     /// Creates a client of `tenant` (creating the tenant too) and returns its one-time secret.
@@ -140,8 +141,9 @@ impl Store {
         let id = ClientId::new();
         let secret = random_token(40);
         let now = self.now_ms();
-        write_tx!(self, |tx, _pg| {
-            sqlx::query(
+        let mut tx = self.begin().await?;
+        tx.execute(
+            Sql::new(
                 "INSERT INTO clients (id, tenant_id, secret_hash, role, name, created_at, entities, \
                  orgs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
@@ -152,10 +154,10 @@ impl Store {
             .bind(name)
             .bind(now)
             .bind(join(entities))
-            .bind(join(orgs))
-            .execute(&mut *tx)
-            .await?;
-        });
+            .bind(join(orgs)),
+        )
+        .await?;
+        tx.commit().await?;
         let client = Client {
             id,
             tenant: tenant.clone(),
@@ -181,15 +183,17 @@ impl Store {
     }
 
     async fn find_client(&self, id: &str) -> Result<(Client, String), StoreError> {
-        let row: Option<ClientWithHashRow> = read_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT id, tenant_id, role, entities, orgs, secret_hash FROM clients \
-                     WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
+        let row: Option<ClientWithHashRow> = self
+            .read()
             .await?
-        });
+            .fetch_optional(
+                Sql::new(
+                    "SELECT id, tenant_id, role, entities, orgs, secret_hash FROM clients \
+                     WHERE id = $1",
+                )
+                .bind(id),
+            )
+            .await?;
         let (id, tenant, role, entities, orgs, hash) = row.ok_or(StoreError::NotFound)?;
         Ok((client_from_row((id, tenant, role, entities, orgs))?, hash))
     }
@@ -205,13 +209,15 @@ impl Store {
         let token = random_token(48);
         let now = self.now_ms();
         let expires = now.saturating_add(i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX));
-        write_tx!(self, |tx, _pg| {
-            sqlx::query("DELETE FROM tokens WHERE client_id = $1 AND expires_at <= $2")
+        let mut tx = self.begin().await?;
+        tx.execute(
+            Sql::new("DELETE FROM tokens WHERE client_id = $1 AND expires_at <= $2")
                 .bind(client.id.to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
+                .bind(now),
+        )
+        .await?;
+        tx.execute(
+            Sql::new(
                 "INSERT INTO tokens (hash, client_id, grant_type, expires_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5)",
             )
@@ -219,27 +225,29 @@ impl Store {
             .bind(client.id.to_string())
             .bind(grant.as_str())
             .bind(expires)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        });
+            .bind(now),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(IssuedToken { token, expires_at: jobline_core::clock::from_millis(expires) })
     }
 
     /// What a bearer token stands for; `NotFound` if it is unknown or expired (both mean 401).
     pub async fn authenticate(&self, token: &str) -> Result<Principal, StoreError> {
         let now = self.now_ms();
-        let row: Option<TokenClientRow> = read_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT c.id, c.tenant_id, c.role, c.entities, c.orgs, t.grant_type, \
+        let row: Option<TokenClientRow> = self
+            .read()
+            .await?
+            .fetch_optional(
+                Sql::new(
+                    "SELECT c.id, c.tenant_id, c.role, c.entities, c.orgs, t.grant_type, \
                      t.expires_at FROM tokens t JOIN clients c ON c.id = t.client_id \
                      WHERE t.hash = $1 AND t.expires_at > $2",
+                )
+                .bind(hash_secret(token))
+                .bind(now),
             )
-            .bind(hash_secret(token))
-            .bind(now)
-            .fetch_optional(pool)
-            .await?
-        });
+            .await?;
         let (id, tenant, role, entities, orgs, grant, expires) = row.ok_or(StoreError::NotFound)?;
         let grant = match grant.as_str() {
             "implicit" => Grant::Implicit,
@@ -254,9 +262,8 @@ impl Store {
 
     /// How many clients exist (0 means a fresh database that needs its first admin).
     pub async fn count_clients(&self) -> Result<u64, StoreError> {
-        let (n,): (i64,) = read_pool!(self, |pool| {
-            sqlx::query_as("SELECT count(*) FROM clients").fetch_one(pool).await?
-        });
+        let (n,): (i64,) =
+            self.read().await?.fetch_one(Sql::new("SELECT count(*) FROM clients")).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
