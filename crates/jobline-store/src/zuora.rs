@@ -12,13 +12,15 @@
 //! `jobline_core::zuora::ObjectSchema` first. Records are scanned per object for queries and
 //! filtered in Rust by the caller; an index per filterable field is future work.
 
-use crate::jobs::check_fence_legacy;
+use crate::db::{Queries, Sql, Tx};
+use crate::jobs::check_fence;
 use crate::rows::parse_json;
-use crate::{read_pool, write_tx, Fence, Store, StoreError};
+use crate::{Fence, Store, StoreError};
 use jobline_core::clock::from_millis;
 use jobline_core::zuora::{unique_key, CustomObjectRecord};
 use jobline_core::TenantId;
 use serde_json::{Map, Value};
+use std::sync::LazyLock;
 use uuid::Uuid;
 
 /// A stored custom object definition.
@@ -140,141 +142,160 @@ fn record(row: RecordRow) -> Result<CustomObjectRecord, StoreError> {
     })
 }
 
-/// Applies `$ops` inside the open transaction `$tx`, each op in its own SAVEPOINT. Evaluates to
-/// `Vec<Result<Option<RecordRow>, RecordWriteError>>` (the written record, `None` for a
-/// delete); a database failure other than a unique violation returns early (rolling back).
-macro_rules! apply_ops {
-    ($tx:ident, $tenant:expr, $object:expr, $ops:expr, $unique:expr, $by:expr, $now:expr) => {{
-        let mut outcomes: Vec<Result<Option<RecordRow>, RecordWriteError>> = Vec::new();
-        for op in $ops {
-            sqlx::query("SAVEPOINT zuora_record").execute(&mut *$tx).await?;
-            let outcome: Result<Result<Option<RecordRow>, RecordWriteError>, StoreError> = async {
-                let (id, fields, fresh) = match op {
-                    RecordOp::Delete(id) => {
-                        let gone = sqlx::query(
-                            "DELETE FROM zuora_records WHERE id = $1 AND tenant_id = $2 \
-                             AND object = $3",
-                        )
-                        .bind(id.to_string())
-                        .bind($tenant.as_str())
-                        .bind($object)
-                        .execute(&mut *$tx)
-                        .await?
-                        .rows_affected();
-                        return Ok(if gone == 0 {
-                            Err(RecordWriteError::NotFound(*id))
-                        } else {
-                            Ok(None)
-                        });
-                    }
-                    RecordOp::Create(fields) => (Uuid::new_v4(), fields.clone(), true),
-                    RecordOp::Update { id, fields } | RecordOp::Replace { id, fields } => {
-                        let old: Option<(String,)> = sqlx::query_as(
-                            "SELECT fields FROM zuora_records WHERE id = $1 AND tenant_id = $2 \
-                             AND object = $3",
-                        )
-                        .bind(id.to_string())
-                        .bind($tenant.as_str())
-                        .bind($object)
-                        .fetch_optional(&mut *$tx)
-                        .await?;
-                        let Some((old,)) = old else {
-                            return Ok(Err(RecordWriteError::NotFound(*id)));
-                        };
-                        let mut merged = match (op, parse_json(&old)?) {
-                            (RecordOp::Update { .. }, Value::Object(m)) => m,
-                            _ => Map::new(),
-                        };
-                        for (k, v) in fields {
-                            if v.is_null() {
-                                merged.remove(k);
-                            } else {
-                                merged.insert(k.clone(), v.clone());
-                            }
-                        }
-                        (*id, merged, false)
-                    }
-                };
-                let text = Value::Object(fields.clone()).to_string();
-                let row: RecordRow = if fresh {
-                    sqlx::query_as(&format!(
-                        "INSERT INTO zuora_records (id, tenant_id, object, fields, created_by, \
-                         updated_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5, $6, \
-                         $6) RETURNING {RECORD_COLUMNS}"
+/// A record as written (`None` after a delete), or why it was not.
+type RawOutcome = Result<Option<RecordRow>, RecordWriteError>;
+
+/// `<head> WHERE` one record of `object` of `tenant`: how every statement on a single record
+/// finds it, so a record of another tenant or object is never touched.
+fn one_record<'a>(head: &str, id: Uuid, tenant: &'a TenantId, object: &'a str) -> Sql<'a> {
+    Sql::new(format!("{head} WHERE id = $1 AND tenant_id = $2 AND object = $3"))
+        .bind(id.to_string())
+        .bind(tenant.as_str())
+        .bind(object)
+}
+
+/// What every record of one batch shares: where it is written, its unique fields, and who
+/// writes it when.
+struct Batch<'a> {
+    tenant: &'a TenantId,
+    object: &'a str,
+    unique: &'a [String],
+    by: &'a str,
+    now: i64,
+}
+
+impl Batch<'_> {
+    /// Applies `ops` inside the open transaction, each in its own SAVEPOINT, so a record that
+    /// fails is rolled back alone. A database failure that is not a record's own (a unique
+    /// value taken, a missing record) is returned, and the caller's transaction rolls back.
+    async fn apply(&self, tx: &mut Tx, ops: &[RecordOp]) -> Result<Vec<RawOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for op in ops {
+            tx.execute(Sql::new("SAVEPOINT zuora_record")).await?;
+            let outcome = self.apply_one(tx, op).await?;
+            if outcome.is_err() {
+                tx.execute(Sql::new("ROLLBACK TO SAVEPOINT zuora_record")).await?;
+            }
+            tx.execute(Sql::new("RELEASE SAVEPOINT zuora_record")).await?;
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// One record write, inside its SAVEPOINT.
+    async fn apply_one(&self, tx: &mut Tx, op: &RecordOp) -> Result<RawOutcome, StoreError> {
+        static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO zuora_records (id, tenant_id, object, fields, created_by, \
+                 updated_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5, $6, $6) \
+                 RETURNING {RECORD_COLUMNS}"
+            )
+        });
+        static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE zuora_records SET fields = $1, updated_by = $2, updated_at = $3 \
+                 WHERE id = $4 RETURNING {RECORD_COLUMNS}"
+            )
+        });
+        let (id, fields, fresh) = match op {
+            RecordOp::Delete(id) => {
+                let gone = tx
+                    .execute(one_record("DELETE FROM zuora_records", *id, self.tenant, self.object))
+                    .await?;
+                return Ok(if gone == 0 { Err(RecordWriteError::NotFound(*id)) } else { Ok(None) });
+            }
+            RecordOp::Create(fields) => (Uuid::new_v4(), fields.clone(), true),
+            RecordOp::Update { id, fields } | RecordOp::Replace { id, fields } => {
+                let old: Option<(String,)> = tx
+                    .fetch_optional(one_record(
+                        "SELECT fields FROM zuora_records",
+                        *id,
+                        self.tenant,
+                        self.object,
                     ))
-                    .bind(id.to_string())
-                    .bind($tenant.as_str())
-                    .bind($object)
-                    .bind(&text)
-                    .bind($by)
-                    .bind($now)
-                    .fetch_one(&mut *$tx)
-                    .await?
-                } else {
-                    sqlx::query("DELETE FROM zuora_unique_values WHERE record_id = $1")
-                        .bind(id.to_string())
-                        .execute(&mut *$tx)
-                        .await?;
-                    sqlx::query_as(&format!(
-                        "UPDATE zuora_records SET fields = $1, updated_by = $2, updated_at = $3 \
-                         WHERE id = $4 RETURNING {RECORD_COLUMNS}"
-                    ))
-                    .bind(&text)
-                    .bind($by)
-                    .bind($now)
-                    .bind(id.to_string())
-                    .fetch_one(&mut *$tx)
-                    .await?
+                    .await?;
+                let Some((old,)) = old else {
+                    return Ok(Err(RecordWriteError::NotFound(*id)));
                 };
-                for field in $unique {
-                    let Some(value) = fields.get(field.as_str()).filter(|v| !v.is_null()) else {
-                        continue;
-                    };
-                    let key = unique_key(value);
-                    let inserted = sqlx::query(
+                let mut merged = match (op, parse_json(&old)?) {
+                    (RecordOp::Update { .. }, Value::Object(m)) => m,
+                    _ => Map::new(),
+                };
+                for (k, v) in fields {
+                    if v.is_null() {
+                        merged.remove(k);
+                    } else {
+                        merged.insert(k.clone(), v.clone());
+                    }
+                }
+                (*id, merged, false)
+            }
+        };
+        let text = Value::Object(fields.clone()).to_string();
+        let row: RecordRow = if fresh {
+            tx.fetch_one(
+                Sql::new(INSERT_SQL.as_str())
+                    .bind(id.to_string())
+                    .bind(self.tenant.as_str())
+                    .bind(self.object)
+                    .bind(text)
+                    .bind(self.by)
+                    .bind(self.now),
+            )
+            .await?
+        } else {
+            // The record's unique values are written again below, from its new fields.
+            tx.execute(
+                Sql::new("DELETE FROM zuora_unique_values WHERE record_id = $1")
+                    .bind(id.to_string()),
+            )
+            .await?;
+            tx.fetch_one(
+                Sql::new(UPDATE_SQL.as_str())
+                    .bind(text)
+                    .bind(self.by)
+                    .bind(self.now)
+                    .bind(id.to_string()),
+            )
+            .await?
+        };
+        for field in self.unique {
+            let Some(value) = fields.get(field.as_str()).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let key = unique_key(value);
+            let inserted = tx
+                .execute(
+                    Sql::new(
                         "INSERT INTO zuora_unique_values (tenant_id, object, field, value, \
                          record_id) VALUES ($1, $2, $3, $4, $5)",
                     )
-                    .bind($tenant.as_str())
-                    .bind($object)
+                    .bind(self.tenant.as_str())
+                    .bind(self.object)
                     .bind(field.as_str())
-                    .bind(&key)
-                    .bind(id.to_string())
-                    .execute(&mut *$tx)
-                    .await;
-                    match inserted {
-                        Ok(_) => {}
-                        Err(e) => match StoreError::from(e) {
-                            StoreError::Duplicate { .. } => {
-                                return Ok(Err(RecordWriteError::Duplicate {
-                                    field: field.clone(),
-                                    value: key,
-                                }))
-                            }
-                            other => return Err(other),
-                        },
-                    }
+                    .bind(key.as_str())
+                    .bind(id.to_string()),
+                )
+                .await;
+            match inserted {
+                Ok(_) => {}
+                Err(StoreError::Duplicate { .. }) => {
+                    return Ok(Err(RecordWriteError::Duplicate {
+                        field: field.clone(),
+                        value: key,
+                    }))
                 }
-                Ok(Ok(Some(row)))
+                Err(other) => return Err(other),
             }
-            .await;
-            let outcome = outcome?;
-            if outcome.is_err() {
-                sqlx::query("ROLLBACK TO SAVEPOINT zuora_record").execute(&mut *$tx).await?;
-            }
-            sqlx::query("RELEASE SAVEPOINT zuora_record").execute(&mut *$tx).await?;
-            outcomes.push(outcome);
         }
-        outcomes
-    }};
+        Ok(Ok(Some(row)))
+    }
 }
 
 /// The outcome of one record write: the record (`None` after a delete) or why it failed.
 pub type RecordOutcome = Result<Option<CustomObjectRecord>, RecordWriteError>;
 
-fn outcomes(
-    raw: Vec<Result<Option<RecordRow>, RecordWriteError>>,
-) -> Result<Vec<RecordOutcome>, StoreError> {
+fn outcomes(raw: Vec<RawOutcome>) -> Result<Vec<RecordOutcome>, StoreError> {
     raw.into_iter()
         .map(|o| match o {
             Ok(Some(row)) => Ok(Ok(Some(record(row)?))),
@@ -292,27 +313,31 @@ impl Store {
         definitions: &[(String, Value)],
         by: &str,
     ) -> Result<Vec<StoredDefinition>, StoreError> {
-        let now = self.now_ms();
-        let rows: Vec<DefinitionRow> = write_tx!(self, |tx, _pg| {
-            let mut rows = Vec::new();
-            for (object, schema) in definitions {
-                let row: DefinitionRow = sqlx::query_as(&format!(
-                    "INSERT INTO zuora_definitions (tenant_id, object, id, schema, created_by, \
-                     updated_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5, $6, $6) \
-                     RETURNING {DEFINITION_COLUMNS}"
-                ))
-                .bind(tenant.as_str())
-                .bind(object)
-                .bind(Uuid::new_v4().to_string())
-                .bind(schema.to_string())
-                .bind(by)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                rows.push(row);
-            }
-            rows
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO zuora_definitions (tenant_id, object, id, schema, created_by, \
+                 updated_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5, $6, $6) \
+                 RETURNING {DEFINITION_COLUMNS}"
+            )
         });
+        let now = self.now_ms();
+        let mut tx = self.begin().await?;
+        let mut rows: Vec<DefinitionRow> = Vec::with_capacity(definitions.len());
+        for (object, schema) in definitions {
+            let row: DefinitionRow = tx
+                .fetch_one(
+                    Sql::new(SQL.as_str())
+                        .bind(tenant.as_str())
+                        .bind(object)
+                        .bind(Uuid::new_v4().to_string())
+                        .bind(schema.to_string())
+                        .bind(by)
+                        .bind(now),
+                )
+                .await?;
+            rows.push(row);
+        }
+        tx.commit().await?;
         rows.into_iter().map(definition).collect()
     }
 
@@ -321,15 +346,14 @@ impl Store {
         &self,
         tenant: &TenantId,
     ) -> Result<Vec<StoredDefinition>, StoreError> {
-        let rows: Vec<DefinitionRow> = read_pool!(self, |pool| {
-            sqlx::query_as(&format!(
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
                 "SELECT {DEFINITION_COLUMNS} FROM zuora_definitions WHERE tenant_id = $1 \
                  ORDER BY object"
-            ))
-            .bind(tenant.as_str())
-            .fetch_all(pool)
-            .await?
+            )
         });
+        let rows: Vec<DefinitionRow> =
+            self.read().await?.fetch_all(Sql::new(SQL.as_str()).bind(tenant.as_str())).await?;
         rows.into_iter().map(definition).collect()
     }
 
@@ -339,16 +363,17 @@ impl Store {
         tenant: &TenantId,
         object: &str,
     ) -> Result<StoredDefinition, StoreError> {
-        let row: DefinitionRow = read_pool!(self, |pool| {
-            sqlx::query_as(&format!(
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
                 "SELECT {DEFINITION_COLUMNS} FROM zuora_definitions WHERE tenant_id = $1 \
                  AND object = $2"
-            ))
-            .bind(tenant.as_str())
-            .bind(object)
-            .fetch_one(pool)
-            .await?
+            )
         });
+        let row: DefinitionRow = self
+            .read()
+            .await?
+            .fetch_one(Sql::new(SQL.as_str()).bind(tenant.as_str()).bind(object))
+            .await?;
         definition(row)
     }
 
@@ -358,29 +383,28 @@ impl Store {
         tenant: &TenantId,
         object: &str,
     ) -> Result<(), StoreError> {
-        write_tx!(self, |tx, _pg| {
-            let (n,): (i64,) = sqlx::query_as(
-                "SELECT count(*) FROM zuora_records WHERE tenant_id = $1 AND object = $2",
-            )
-            .bind(tenant.as_str())
-            .bind(object)
-            .fetch_one(&mut *tx)
-            .await?;
-            if n > 0 {
-                return Err(StoreError::InUse(format!("object {object}")));
-            }
-            let gone =
-                sqlx::query("DELETE FROM zuora_definitions WHERE tenant_id = $1 AND object = $2")
+        let mut tx = self.begin().await?;
+        let (n,): (i64,) = tx
+            .fetch_one(
+                Sql::new("SELECT count(*) FROM zuora_records WHERE tenant_id = $1 AND object = $2")
                     .bind(tenant.as_str())
-                    .bind(object)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            if gone == 0 {
-                return Err(StoreError::NotFound);
-            }
-        });
-        Ok(())
+                    .bind(object),
+            )
+            .await?;
+        if n > 0 {
+            return Err(StoreError::InUse(format!("object {object}")));
+        }
+        let gone = tx
+            .execute(
+                Sql::new("DELETE FROM zuora_definitions WHERE tenant_id = $1 AND object = $2")
+                    .bind(tenant.as_str())
+                    .bind(object),
+            )
+            .await?;
+        if gone == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await
     }
 
     /// Writes a batch of records of `object` in one transaction, one SAVEPOINT per record.
@@ -395,17 +419,15 @@ impl Store {
         by: &str,
         partial: Partial,
     ) -> Result<Vec<RecordOutcome>, StoreError> {
-        let now = self.now_ms();
-        let raw = write_tx!(self, |tx, _pg| {
-            let raw = apply_ops!(tx, tenant, object, ops, unique, by, now);
-            if partial == Partial::AllOrNothing && raw.iter().any(Result::is_err) {
-                // Returning drops the transaction, which rolls every record of the batch back.
-                return outcomes(raw).map(|o| {
-                    o.into_iter().map(|r| r.map(|_| None)).collect::<Vec<RecordOutcome>>()
-                });
-            }
-            raw
-        });
+        let batch = Batch { tenant, object, unique, by, now: self.now_ms() };
+        let mut tx = self.begin().await?;
+        let raw = batch.apply(&mut tx, ops).await?;
+        if partial == Partial::AllOrNothing && raw.iter().any(Result::is_err) {
+            // Returning drops the transaction, which rolls every record of the batch back: the
+            // good records were not written after all.
+            return Ok(raw.into_iter().map(|o| o.map(|_| None)).collect());
+        }
+        tx.commit().await?;
         outcomes(raw)
     }
 
@@ -420,11 +442,11 @@ impl Store {
         unique: &[String],
         by: &str,
     ) -> Result<Vec<RecordOutcome>, StoreError> {
-        let now = self.now_ms();
-        let raw = write_tx!(self, |tx, _pg| {
-            check_fence_legacy!(tx, fence, now);
-            apply_ops!(tx, tenant, object, ops, unique, by, now)
-        });
+        let batch = Batch { tenant, object, unique, by, now: self.now_ms() };
+        let mut tx = self.begin().await?;
+        check_fence(&mut tx, fence, batch.now).await?;
+        let raw = batch.apply(&mut tx, ops).await?;
+        tx.commit().await?;
         outcomes(raw)
     }
 
@@ -435,17 +457,10 @@ impl Store {
         object: &str,
         id: Uuid,
     ) -> Result<CustomObjectRecord, StoreError> {
-        let row: RecordRow = read_pool!(self, |pool| {
-            sqlx::query_as(&format!(
-                "SELECT {RECORD_COLUMNS} FROM zuora_records WHERE id = $1 AND tenant_id = $2 \
-                 AND object = $3"
-            ))
-            .bind(id.to_string())
-            .bind(tenant.as_str())
-            .bind(object)
-            .fetch_one(pool)
-            .await?
-        });
+        static HEAD: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {RECORD_COLUMNS} FROM zuora_records"));
+        let row: RecordRow =
+            self.read().await?.fetch_one(one_record(HEAD.as_str(), id, tenant, object)).await?;
         record(row)
     }
 
@@ -455,16 +470,17 @@ impl Store {
         tenant: &TenantId,
         object: &str,
     ) -> Result<Vec<CustomObjectRecord>, StoreError> {
-        let rows: Vec<RecordRow> = read_pool!(self, |pool| {
-            sqlx::query_as(&format!(
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
                 "SELECT {RECORD_COLUMNS} FROM zuora_records WHERE tenant_id = $1 AND object = $2 \
                  ORDER BY id"
-            ))
-            .bind(tenant.as_str())
-            .bind(object)
-            .fetch_all(pool)
-            .await?
+            )
         });
+        let rows: Vec<RecordRow> = self
+            .read()
+            .await?
+            .fetch_all(Sql::new(SQL.as_str()).bind(tenant.as_str()).bind(object))
+            .await?;
         let mut records = rows.into_iter().map(record).collect::<Result<Vec<_>, _>>()?;
         // Byte order of the id text on both engines: PostgreSQL's collation may order text
         // differently, and record cursors compare ids as strings.
@@ -478,16 +494,18 @@ impl Store {
         tenant: &TenantId,
         key: &str,
     ) -> Result<Option<StoredResponse>, StoreError> {
-        let row: Option<(String, i64, String)> = read_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT fingerprint, status, body FROM zuora_idempotency WHERE tenant_id = $1 \
-                 AND key = $2",
-            )
-            .bind(tenant.as_str())
-            .bind(key)
-            .fetch_optional(pool)
+        let row: Option<(String, i64, String)> = self
+            .read()
             .await?
-        });
+            .fetch_optional(
+                Sql::new(
+                    "SELECT fingerprint, status, body FROM zuora_idempotency WHERE tenant_id = $1 \
+                     AND key = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(key),
+            )
+            .await?;
         Ok(row.map(|(fingerprint, status, body)| StoredResponse {
             fingerprint,
             status: u16::try_from(status).unwrap_or(500),
@@ -504,8 +522,9 @@ impl Store {
         response: &StoredResponse,
     ) -> Result<(), StoreError> {
         let now = self.now_ms();
-        write_tx!(self, |tx, _pg| {
-            sqlx::query(
+        let mut tx = self.begin().await?;
+        tx.execute(
+            Sql::new(
                 "INSERT INTO zuora_idempotency (tenant_id, key, fingerprint, status, body, \
                  created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, key) \
                  DO NOTHING",
@@ -515,10 +534,9 @@ impl Store {
             .bind(&response.fingerprint)
             .bind(i64::from(response.status))
             .bind(&response.body)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        });
-        Ok(())
+            .bind(now),
+        )
+        .await?;
+        tx.commit().await
     }
 }
