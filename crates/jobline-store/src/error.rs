@@ -37,6 +37,16 @@ pub enum StoreError {
         /// The limit that was reached.
         limit: u64,
     },
+    /// The job has no export file: only a completed export job has one (Promotions'
+    /// `code_export`, vendor-apis.md B.6). Names the job's kind and state, which the refusal
+    /// shows the client.
+    #[error("a {kind} job that is {state} has no export file")]
+    NoExportFile {
+        /// The job's kind.
+        kind: String,
+        /// The state it is in.
+        state: JobState,
+    },
     /// The row is still in use and cannot be removed (a definition that has records).
     #[error("{0} is in use")]
     InUse(String),

@@ -7,17 +7,14 @@
 //! first checks the job's [`Fence`]. "One pending or processing job per promotion" is decided
 //! inside one transaction ([`Store::enqueue_exclusive`]), never by a read in the caller.
 
-use crate::jobs::{check_fence_legacy, Guard};
+use crate::db::{Queries, Sql, Tx};
+use crate::jobs::{check_fence, Guard, BATCH_ROWS};
 use crate::rows::parse_json;
-use crate::{read_pool, write_tx, Fence, Store, StoreError};
+use crate::{Backend, Fence, JobScope, Store, StoreError};
 use chrono::{DateTime, Utc};
 use jobline_core::clock::from_millis;
-use jobline_core::{Job, JobId, NewJob, TenantId};
-use sqlx::QueryBuilder;
+use jobline_core::{kinds, Job, JobId, JobState, NewJob, TenantId};
 use std::sync::LazyLock;
-
-/// Rows per multi-row INSERT of codes (6 binds each: far below SQLite's bound-variable limit).
-const CODE_ROWS: usize = 500;
 
 /// The settings row holding the URL-signing key.
 const SIGNING_KEY: &str = "url_signing_key";
@@ -181,44 +178,72 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// Fails with `NotFound` unless promotion `$id` belongs to `$tenant` (inside a transaction).
-macro_rules! own_promotion {
-    ($tx:ident, $tenant:expr, $id:expr) => {{
-        let found: Option<(String,)> =
-            sqlx::query_as("SELECT id FROM promotions WHERE id = $1 AND tenant_id = $2")
-                .bind($id)
-                .bind($tenant.as_str())
-                .fetch_optional(&mut *$tx)
-                .await?;
-        if found.is_none() {
-            return Err(StoreError::NotFound);
-        }
-    }};
+/// One promotion of a tenant, by id.
+static SELECT_PROMOTION_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {PROMOTION_COLUMNS} FROM promotions WHERE id = $1 AND tenant_id = $2")
+});
+
+/// `NotFound` unless promotion `id` belongs to `tenant`: another store's promotion must look
+/// like a missing one, for reads and writes alike.
+async fn own_promotion(
+    q: &mut impl Queries,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<(), StoreError> {
+    let found: Option<(String,)> = q
+        .fetch_optional(
+            Sql::new("SELECT id FROM promotions WHERE id = $1 AND tenant_id = $2")
+                .bind(id)
+                .bind(tenant.as_str()),
+        )
+        .await?;
+    found.map(|_| ()).ok_or(StoreError::NotFound)
 }
 
-/// Inserts codes inside an open transaction (either engine), skipping the ones the promotion
-/// already has; evaluates to how many were written.
-macro_rules! insert_codes_in {
-    ($tx:ident, $promotion:expr, $job:expr, $codes:expr, $now:expr) => {{
-        let mut inserted = 0u64;
-        for chunk in $codes.chunks(CODE_ROWS) {
-            let mut qb = QueryBuilder::new(
-                "INSERT INTO promotion_codes (promotion_id, code, max_uses, consume_unit, \
-                 created_by_job, created_at) ",
-            );
-            qb.push_values(chunk, |mut b, c| {
-                b.push_bind($promotion)
-                    .push_bind(c.code.as_str())
-                    .push_bind(c.max_uses.map(int))
-                    .push_bind(c.consume_unit.as_deref())
-                    .push_bind($job)
-                    .push_bind($now);
-            });
-            qb.push(" ON CONFLICT (promotion_id, code) DO NOTHING");
-            inserted += qb.build().execute(&mut *$tx).await?.rows_affected();
-        }
-        inserted
-    }};
+/// How many codes promotion `id` holds.
+async fn count_codes_in(q: &mut impl Queries, id: &str) -> Result<u64, StoreError> {
+    let (n,): (i64,) = q
+        .fetch_one(
+            Sql::new("SELECT count(*) FROM promotion_codes WHERE promotion_id = $1").bind(id),
+        )
+        .await?;
+    Ok(count(n))
+}
+
+/// Inserts codes inside an open transaction, marked as `job`'s (`None`: added through the
+/// API), skipping the ones the promotion already has; returns how many were written.
+async fn insert_codes_in(
+    tx: &mut Tx,
+    promotion: &str,
+    job: Option<&str>,
+    codes: &[CodeSpec],
+    now: i64,
+) -> Result<u64, StoreError> {
+    let mut inserted = 0;
+    for chunk in codes.chunks(BATCH_ROWS) {
+        let mut sql = Sql::new(
+            "INSERT INTO promotion_codes (promotion_id, code, max_uses, consume_unit, \
+             created_by_job, created_at) ",
+        );
+        sql.push_values(chunk, |row, c| {
+            row.bind(promotion)
+                .bind(c.code.as_str())
+                .bind(c.max_uses.map(int))
+                .bind(c.consume_unit.as_deref())
+                .bind(job)
+                .bind(now);
+        });
+        sql.push(" ON CONFLICT (promotion_id, code) DO NOTHING");
+        inserted += tx.execute(sql).await?;
+    }
+    Ok(inserted)
+}
+
+/// The stored value of setting `key`, if any.
+async fn setting(q: &mut impl Queries, key: &str) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> =
+        q.fetch_optional(Sql::new("SELECT value FROM settings WHERE key = $1").bind(key)).await?;
+    Ok(row.map(|(v,)| v))
 }
 
 impl Store {
@@ -233,6 +258,17 @@ impl Store {
         self.enqueue_guarded(new, None, Guard::ExclusiveSubject).await
     }
 
+    /// The `code_export` job `id` within `scope`, if its file exists: only a completed export
+    /// has one (B.6). Any other job of the scope is `NoExportFile`, naming its kind and state;
+    /// a job outside the scope is `NotFound`.
+    pub async fn promotion_export(&self, scope: &JobScope, id: JobId) -> Result<Job, StoreError> {
+        let job = self.get_in(scope, id).await?;
+        if job.kind != kinds::promotions::CODE_EXPORT.name || job.state != JobState::Succeeded {
+            return Err(StoreError::NoExportFile { kind: job.kind, state: job.state });
+        }
+        Ok(job)
+    }
+
     /// Creates a promotion.
     pub async fn create_promotion(&self, new: NewPromotion) -> Result<Promotion, StoreError> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
@@ -243,18 +279,20 @@ impl Store {
             )
         });
         let now = self.now_ms();
-        let row: PromotionRow = write_tx!(self, |tx, _pg| {
-            sqlx::query_as(&SQL)
-                .bind(uuid::Uuid::new_v4().to_string())
-                .bind(new.tenant.as_str())
-                .bind(&new.name)
-                .bind(new.description.as_deref())
-                .bind(int(new.max_codes.unwrap_or(1000)))
-                .bind(serde_json::Value::Object(new.attributes.clone()).to_string())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?
-        });
+        let mut tx = self.begin().await?;
+        let row: PromotionRow = tx
+            .fetch_one(
+                Sql::new(SQL.as_str())
+                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(new.tenant.as_str())
+                    .bind(&new.name)
+                    .bind(new.description.as_deref())
+                    .bind(int(new.max_codes.unwrap_or(1000)))
+                    .bind(serde_json::Value::Object(new.attributes).to_string())
+                    .bind(now),
+            )
+            .await?;
+        tx.commit().await?;
         row.try_into()
     }
 
@@ -264,12 +302,11 @@ impl Store {
         tenant: &TenantId,
         id: &str,
     ) -> Result<Promotion, StoreError> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!("SELECT {PROMOTION_COLUMNS} FROM promotions WHERE id = $1 AND tenant_id = $2")
-        });
-        let row: PromotionRow = read_pool!(self, |pool| {
-            sqlx::query_as(&SQL).bind(id).bind(tenant.as_str()).fetch_one(pool).await?
-        });
+        let row: PromotionRow = self
+            .read()
+            .await?
+            .fetch_one(Sql::new(SELECT_PROMOTION_SQL.as_str()).bind(id).bind(tenant.as_str()))
+            .await?;
         row.try_into()
     }
 
@@ -286,20 +323,18 @@ impl Store {
                  ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
             )
         });
-        let (rows, total): (Vec<PromotionRow>, i64) = read_pool!(self, |pool| {
-            let rows = sqlx::query_as(&SQL)
-                .bind(tenant.as_str())
-                .bind(int(limit))
-                .bind(int(offset))
-                .fetch_all(pool)
-                .await?;
-            let (total,): (i64,) =
-                sqlx::query_as("SELECT count(*) FROM promotions WHERE tenant_id = $1")
-                    .bind(tenant.as_str())
-                    .fetch_one(pool)
-                    .await?;
-            (rows, total)
-        });
+        let mut db = self.read().await?;
+        let rows: Vec<PromotionRow> = db
+            .fetch_all(
+                Sql::new(SQL.as_str()).bind(tenant.as_str()).bind(int(limit)).bind(int(offset)),
+            )
+            .await?;
+        let (total,): (i64,) = db
+            .fetch_one(
+                Sql::new("SELECT count(*) FROM promotions WHERE tenant_id = $1")
+                    .bind(tenant.as_str()),
+            )
+            .await?;
         let list = rows.into_iter().map(Promotion::try_from).collect::<Result<_, _>>()?;
         Ok((list, count(total)))
     }
@@ -312,11 +347,8 @@ impl Store {
         id: &str,
         update: PromotionUpdate,
     ) -> Result<Promotion, StoreError> {
-        static SELECT_SQL: LazyLock<String> = LazyLock::new(|| {
-            format!("SELECT {PROMOTION_COLUMNS} FROM promotions WHERE id = $1 AND tenant_id = $2")
-        });
-        static SELECT_PG_SQL: LazyLock<String> =
-            LazyLock::new(|| format!("{} FOR UPDATE", SELECT_SQL.as_str()));
+        static SELECT_FOR_UPDATE_SQL: LazyLock<String> =
+            LazyLock::new(|| format!("{} FOR UPDATE", SELECT_PROMOTION_SQL.as_str()));
         static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "UPDATE promotions SET name = $1, description = $2, max_codes = $3, \
@@ -325,42 +357,49 @@ impl Store {
             )
         });
         let now = self.now_ms();
-        let row: PromotionRow = write_tx!(self, |tx, pg| {
-            let sql = if pg { SELECT_PG_SQL.as_str() } else { SELECT_SQL.as_str() };
-            let current: PromotionRow =
-                sqlx::query_as(sql).bind(id).bind(tenant.as_str()).fetch_one(&mut *tx).await?;
-            let mut current = Promotion::try_from(current)?;
-            for (k, v) in &update.attributes {
-                if v.is_null() {
-                    current.attributes.remove(k);
-                } else {
-                    current.attributes.insert(k.clone(), v.clone());
-                }
+        let mut tx = self.begin().await?;
+        // SQLite has no row locks; its one writer already excludes a concurrent update.
+        let select = match tx.backend() {
+            Backend::Postgres => SELECT_FOR_UPDATE_SQL.as_str(),
+            Backend::Sqlite => SELECT_PROMOTION_SQL.as_str(),
+        };
+        let current: PromotionRow =
+            tx.fetch_one(Sql::new(select).bind(id).bind(tenant.as_str())).await?;
+        let mut current = Promotion::try_from(current)?;
+        for (k, v) in update.attributes {
+            if v.is_null() {
+                current.attributes.remove(&k);
+            } else {
+                current.attributes.insert(k, v);
             }
-            sqlx::query_as(&UPDATE_SQL)
-                .bind(update.name.as_deref().unwrap_or(&current.name))
-                .bind(update.description.as_deref().or(current.description.as_deref()))
-                .bind(int(update.max_codes.unwrap_or(current.max_codes)))
-                .bind(serde_json::Value::Object(current.attributes).to_string())
-                .bind(now)
-                .bind(id)
-                .bind(tenant.as_str())
-                .fetch_one(&mut *tx)
-                .await?
-        });
+        }
+        let row: PromotionRow = tx
+            .fetch_one(
+                Sql::new(UPDATE_SQL.as_str())
+                    .bind(update.name.unwrap_or(current.name))
+                    .bind(update.description.or(current.description))
+                    .bind(int(update.max_codes.unwrap_or(current.max_codes)))
+                    .bind(serde_json::Value::Object(current.attributes).to_string())
+                    .bind(now)
+                    .bind(id)
+                    .bind(tenant.as_str()),
+            )
+            .await?;
+        tx.commit().await?;
         row.try_into()
     }
 
     /// Deletes a promotion and its codes (its jobs stay, as history).
     pub async fn delete_promotion(&self, tenant: &TenantId, id: &str) -> Result<(), StoreError> {
-        let affected = write_tx!(self, |tx, _pg| {
-            sqlx::query("DELETE FROM promotions WHERE id = $1 AND tenant_id = $2")
-                .bind(id)
-                .bind(tenant.as_str())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
+        let mut tx = self.begin().await?;
+        let affected = tx
+            .execute(
+                Sql::new("DELETE FROM promotions WHERE id = $1 AND tenant_id = $2")
+                    .bind(id)
+                    .bind(tenant.as_str()),
+            )
+            .await?;
+        tx.commit().await?;
         if affected == 0 {
             return Err(StoreError::NotFound);
         }
@@ -378,10 +417,10 @@ impl Store {
     ) -> Result<CodesInserted, StoreError> {
         let now = self.now_ms();
         let job = fence.job_id().to_string();
-        let inserted = write_tx!(self, |tx, _pg| {
-            check_fence_legacy!(tx, fence, now);
-            insert_codes_in!(tx, promotion, Some(job.as_str()), codes, now)
-        });
+        let mut tx = self.begin().await?;
+        check_fence(&mut tx, fence, now).await?;
+        let inserted = insert_codes_in(&mut tx, promotion, Some(&job), codes, now).await?;
+        tx.commit().await?;
         Ok(CodesInserted { inserted, duplicates: codes.len() as u64 - inserted })
     }
 
@@ -394,10 +433,10 @@ impl Store {
         codes: &[CodeSpec],
     ) -> Result<CodesInserted, StoreError> {
         let now = self.now_ms();
-        let inserted = write_tx!(self, |tx, _pg| {
-            own_promotion!(tx, tenant, promotion);
-            insert_codes_in!(tx, promotion, None::<&str>, codes, now)
-        });
+        let mut tx = self.begin().await?;
+        own_promotion(&mut tx, tenant, promotion).await?;
+        let inserted = insert_codes_in(&mut tx, promotion, None, codes, now).await?;
+        tx.commit().await?;
         Ok(CodesInserted { inserted, duplicates: codes.len() as u64 - inserted })
     }
 
@@ -405,14 +444,15 @@ impl Store {
     /// the fence; returns how many were deleted.
     pub async fn delete_codes_of_job(&self, fence: Fence) -> Result<u64, StoreError> {
         let now = self.now_ms();
-        let deleted = write_tx!(self, |tx, _pg| {
-            check_fence_legacy!(tx, fence, now);
-            sqlx::query("DELETE FROM promotion_codes WHERE created_by_job = $1")
-                .bind(fence.job_id().to_string())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
+        let mut tx = self.begin().await?;
+        check_fence(&mut tx, fence, now).await?;
+        let deleted = tx
+            .execute(
+                Sql::new("DELETE FROM promotion_codes WHERE created_by_job = $1")
+                    .bind(fence.job_id().to_string()),
+            )
+            .await?;
+        tx.commit().await?;
         Ok(deleted)
     }
 
@@ -423,45 +463,36 @@ impl Store {
         promotion: &str,
         codes: Option<&[String]>,
     ) -> Result<u64, StoreError> {
-        let deleted = write_tx!(self, |tx, _pg| {
-            own_promotion!(tx, tenant, promotion);
-            let mut qb = QueryBuilder::new("DELETE FROM promotion_codes WHERE promotion_id = ");
-            qb.push_bind(promotion);
-            if let Some(codes) = codes {
-                if codes.is_empty() {
-                    return Ok(0);
-                }
-                qb.push(" AND code IN (");
-                let mut sep = qb.separated(", ");
-                for c in codes {
-                    sep.push_bind(c.as_str());
-                }
-                qb.push(")");
+        let mut tx = self.begin().await?;
+        own_promotion(&mut tx, tenant, promotion).await?;
+        let mut sql =
+            Sql::new("DELETE FROM promotion_codes WHERE promotion_id = $1").bind(promotion);
+        if let Some(codes) = codes {
+            if codes.is_empty() {
+                return Ok(0);
             }
-            qb.build().execute(&mut *tx).await?.rows_affected()
-        });
+            sql.push(" AND code IN (").push_list(codes).push(")");
+        }
+        let deleted = tx.execute(sql).await?;
+        tx.commit().await?;
         Ok(deleted)
     }
 
     /// How many codes a promotion has.
     pub async fn count_codes(&self, promotion: &str) -> Result<u64, StoreError> {
-        let (n,): (i64,) = read_pool!(self, |pool| {
-            sqlx::query_as("SELECT count(*) FROM promotion_codes WHERE promotion_id = $1")
-                .bind(promotion)
-                .fetch_one(pool)
-                .await?
-        });
-        Ok(count(n))
+        count_codes_in(&mut self.read().await?, promotion).await
     }
 
     /// How many codes a job generated (and still exist).
     pub async fn count_codes_of_job(&self, job: JobId) -> Result<u64, StoreError> {
-        let (n,): (i64,) = read_pool!(self, |pool| {
-            sqlx::query_as("SELECT count(*) FROM promotion_codes WHERE created_by_job = $1")
-                .bind(job.to_string())
-                .fetch_one(pool)
-                .await?
-        });
+        let (n,): (i64,) = self
+            .read()
+            .await?
+            .fetch_one(
+                Sql::new("SELECT count(*) FROM promotion_codes WHERE created_by_job = $1")
+                    .bind(job.to_string()),
+            )
+            .await?;
         Ok(count(n))
     }
 
@@ -480,31 +511,14 @@ impl Store {
                  ORDER BY created_at, code LIMIT $2 OFFSET $3"
             )
         });
-        let (rows, total): (Vec<CodeRow>, i64) = read_pool!(self, |pool| {
-            let owned: Option<(String,)> =
-                sqlx::query_as("SELECT id FROM promotions WHERE id = $1 AND tenant_id = $2")
-                    .bind(promotion)
-                    .bind(tenant.as_str())
-                    .fetch_optional(pool)
-                    .await?;
-            if owned.is_none() {
-                return Err(StoreError::NotFound);
-            }
-            let rows = sqlx::query_as(&SQL)
-                .bind(promotion)
-                .bind(int(limit))
-                .bind(int(offset))
-                .fetch_all(pool)
-                .await?;
-            let (total,): (i64,) =
-                sqlx::query_as("SELECT count(*) FROM promotion_codes WHERE promotion_id = $1")
-                    .bind(promotion)
-                    .fetch_one(pool)
-                    .await?;
-            (rows, total)
-        });
+        let mut db = self.read().await?;
+        own_promotion(&mut db, tenant, promotion).await?;
+        let rows: Vec<CodeRow> = db
+            .fetch_all(Sql::new(SQL.as_str()).bind(promotion).bind(int(limit)).bind(int(offset)))
+            .await?;
+        let total = count_codes_in(&mut db, promotion).await?;
         let codes = rows.into_iter().map(PromotionCode::try_from).collect::<Result<_, _>>()?;
-        Ok((codes, count(total)))
+        Ok((codes, total))
     }
 
     /// The key download URLs are signed with: random, created by whichever node asks first,
@@ -514,34 +528,22 @@ impl Store {
     }
 
     async fn load_signing_key(&self) -> Result<Vec<u8>, StoreError> {
-        let stored: Option<(String,)> = read_pool!(self, |pool| {
-            sqlx::query_as("SELECT value FROM settings WHERE key = $1")
-                .bind(SIGNING_KEY)
-                .fetch_optional(pool)
-                .await?
-        });
-        let hex_key = match stored {
-            Some((v,)) => v,
-            None => {
-                let fresh = crate::random_token(48);
-                let (v,): (String,) = write_tx!(self, |tx, _pg| {
-                    // A node that got there first wins; everybody reads its key back.
-                    sqlx::query(
-                        "INSERT INTO settings (key, value) VALUES ($1, $2) \
-                         ON CONFLICT (key) DO NOTHING",
-                    )
-                    .bind(SIGNING_KEY)
-                    .bind(&fresh)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query_as("SELECT value FROM settings WHERE key = $1")
-                        .bind(SIGNING_KEY)
-                        .fetch_one(&mut *tx)
-                        .await?
-                });
-                v
-            }
-        };
-        Ok(hex_key.into_bytes())
+        if let Some(key) = setting(&mut self.read().await?, SIGNING_KEY).await? {
+            return Ok(key.into_bytes());
+        }
+        let fresh = crate::random_token(48);
+        let mut tx = self.begin().await?;
+        // A node that got there first wins; everybody reads its key back.
+        tx.execute(
+            Sql::new(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(SIGNING_KEY)
+            .bind(fresh),
+        )
+        .await?;
+        let key = setting(&mut tx, SIGNING_KEY).await?.ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(key.into_bytes())
     }
 }

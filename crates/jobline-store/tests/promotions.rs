@@ -2,7 +2,7 @@
 //! shared signing key, run against SQLite and PostgreSQL (each test on a fresh database).
 
 use jobline_core::{kinds, FakeClock, JobState, NewJob, TenantId};
-use jobline_store::{CodeSpec, NewPromotion, PromotionUpdate, Store, StoreError};
+use jobline_store::{CodeSpec, JobScope, NewPromotion, PromotionUpdate, Store, StoreError};
 use jobline_testkit::{on_both_engines, Engine, TestDb};
 use std::sync::Arc;
 use std::time::Duration;
@@ -186,6 +186,47 @@ async fn the_signing_key_is_made_once_and_shared(engine: Engine) {
     assert_eq!(store.signing_key().await.unwrap(), a, "and it stays");
 }
 
+async fn only_a_completed_export_job_has_a_file(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let p = store.create_promotion(new_promotion("s1", "p")).await.unwrap();
+    let scope = JobScope::new(&tenant("s1"), &kinds::promotions::ALL).on_subject(&p.id);
+    let export = |t: &str| {
+        let t = tenant(t);
+        let q = kinds::promotions::queue(&t);
+        NewJob::new(t, kinds::promotions::CODE_EXPORT, q, serde_json::json!({}))
+            .with_subject(p.id.clone())
+    };
+
+    let generate = store.enqueue_exclusive(generate_job("s1", &p.id)).await.unwrap();
+    let refused = store.promotion_export(&scope, generate.id).await;
+    assert!(
+        matches!(&refused, Err(StoreError::NoExportFile { kind, state: JobState::Pending })
+            if kind == kinds::promotions::CODE_GENERATE.name),
+        "{refused:?}"
+    );
+    let claimed = store.claim("w1", 1, LEASE, 1).await.unwrap().pop().unwrap();
+    store.complete(&claimed, None).await.unwrap();
+    let refused = store.promotion_export(&scope, generate.id).await;
+    assert!(matches!(refused, Err(StoreError::NoExportFile { .. })), "a generate job has none");
+
+    let job = store.enqueue_exclusive(export("s1")).await.unwrap();
+    let refused = store.promotion_export(&scope, job.id).await;
+    assert!(
+        matches!(refused, Err(StoreError::NoExportFile { state: JobState::Pending, .. })),
+        "not before it completes"
+    );
+    let claimed = store.claim("w1", 1, LEASE, 1).await.unwrap().pop().unwrap();
+    store.complete(&claimed, None).await.unwrap();
+    assert_eq!(store.promotion_export(&scope, job.id).await.unwrap().id, job.id);
+
+    let elsewhere = JobScope::new(&tenant("s2"), &kinds::promotions::ALL).on_subject(&p.id);
+    let foreign = store.promotion_export(&elsewhere, job.id).await;
+    assert!(matches!(foreign, Err(StoreError::NotFound)), "another store's job is not found");
+    let other_promotion = JobScope::new(&tenant("s1"), &kinds::promotions::ALL).on_subject("x");
+    let foreign = store.promotion_export(&other_promotion, job.id).await;
+    assert!(matches!(foreign, Err(StoreError::NotFound)), "nor another promotion's");
+}
+
 on_both_engines!(
     promotions_are_scoped_to_their_store,
     one_unfinished_job_per_promotion,
@@ -193,4 +234,5 @@ on_both_engines!(
     job_code_writes_are_fenced_and_undone_exactly,
     codes_page_and_delete_by_hand,
     the_signing_key_is_made_once_and_shared,
+    only_a_completed_export_job_has_a_file,
 );
