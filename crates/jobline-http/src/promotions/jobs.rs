@@ -6,6 +6,7 @@
 //! GET of a single job in either family (B.1); the list is the only read.
 
 use super::dto::{self, Document, FileLink, ListDocument, PromotionJob};
+use super::error::job_error;
 use super::{data_object, opt_string, Family};
 use crate::ep::auth::EpAdmin;
 use crate::ep::error::EpError;
@@ -18,7 +19,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::{Extension, Json};
 use jobline_core::files::PROMOTION_CODES as EXPORT_FILE;
 use jobline_core::promo::GenerateParams;
-use jobline_core::{kinds, Job, JobId, JobState, NewJob};
+use jobline_core::{kinds, JobId, NewJob};
 use jobline_store::{JobFilter, JobScope, Page, StoreError};
 use serde_json::{json, Value};
 
@@ -34,15 +35,6 @@ async fn promotion(app: &AppState, caller: &EpAdmin, id: &str) -> Result<(), EpE
         Ok(_) => Ok(()),
         Err(StoreError::NotFound) => Err(EpError::not_found("promotion")),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// A promotion job of the caller's store on promotion `pid`; anything else (unknown,
-/// malformed, another store's, another promotion's or another dialect's job) is one 404.
-async fn load(app: &AppState, caller: &EpAdmin, pid: &str, id: &str) -> Result<Job, EpError> {
-    match app.store.get_in(&scope(caller, pid), parse_id(id)?).await {
-        Err(StoreError::NotFound) => Err(EpError::not_found("job")),
-        other => Ok(other?),
     }
 }
 
@@ -168,14 +160,8 @@ pub async fn file(
     Path((pid, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<FileLink>, EpError> {
-    let job = load(&app, &caller, &pid, &id).await?;
-    if job.kind != kinds::promotions::CODE_EXPORT.name || job.state != JobState::Succeeded {
-        return Err(EpError::Unprocessable(format!(
-            "only completed code_export jobs have a file; this is a {} job that is {}",
-            dto::job_type(&job.kind),
-            dto::status(job.state)
-        )));
-    }
+    let scope = scope(&caller, &pid);
+    let job = app.store.promotion_export(&scope, parse_id(&id)?).await.map_err(job_error)?;
     let href = crate::files::signed_url(&app, &headers, job.id, EXPORT_FILE).await?;
     Ok(Json(FileLink { href }))
 }

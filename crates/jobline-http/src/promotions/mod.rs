@@ -13,6 +13,7 @@
 
 pub mod codes;
 pub mod dto;
+mod error;
 pub mod jobs;
 pub mod resources;
 
