@@ -592,6 +592,39 @@ impl Op {
     }
 }
 
+/// What a bulk job does to an object's records (C.5's `operation`). Not [`Op`], which
+/// compares a field in a filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkOperation {
+    /// Creates a record per row of the uploaded CSV.
+    Create,
+    /// Updates the record each row of the uploaded CSV names.
+    Update,
+    /// Deletes the records matching the job's filter (every record without one).
+    Delete,
+}
+
+impl BulkOperation {
+    /// Parses `create`, `update`, `delete`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "create" => BulkOperation::Create,
+            "update" => BulkOperation::Update,
+            "delete" => BulkOperation::Delete,
+            _ => return None,
+        })
+    }
+
+    /// Whether the job reads an uploaded CSV, and so waits for it before it runs; a delete
+    /// job needs no file.
+    pub fn reads_file(self) -> bool {
+        match self {
+            BulkOperation::Create | BulkOperation::Update => true,
+            BulkOperation::Delete => false,
+        }
+    }
+}
+
 /// One condition on a field.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
@@ -934,5 +967,19 @@ mod tests {
             c("n", Op::Ge, json!(5)) && !c("n", Op::Gt, json!(5)) && c("n", Op::Eq, json!("5"))
         );
         assert!(!c("missing", Op::Eq, json!(1)));
+    }
+
+    #[test]
+    fn bulk_operations_parse_their_lower_case_names_only() {
+        for (word, op, reads_file) in [
+            ("create", BulkOperation::Create, true),
+            ("update", BulkOperation::Update, true),
+            ("delete", BulkOperation::Delete, false),
+        ] {
+            assert_eq!(BulkOperation::parse(word), Some(op));
+            assert_eq!(op.reads_file(), reads_file, "{word}");
+        }
+        assert_eq!(BulkOperation::parse("Delete"), None);
+        assert_eq!(BulkOperation::parse("upsert"), None);
     }
 }

@@ -16,7 +16,7 @@ use crate::state::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, Uri};
 use axum::Json;
-use jobline_core::zuora::Op;
+use jobline_core::zuora::{BulkOperation, Op};
 use jobline_core::{files, kinds, Job, JobId, NewJob};
 use jobline_store::{JobFile, JobFilter, JobScope, Page, StoreError};
 use serde_json::{json, Value};
@@ -47,9 +47,9 @@ fn bad(message: impl Into<String>) -> ZuoraError {
     ZuoraError::bad_request(error::JOB_BAD_REQUEST, message)
 }
 
-/// Checks the create request's enumerations and filter shape (C.5); the object itself is
-/// checked when the job runs, like the vendor's.
-fn check(body: &CreateJob) -> Result<(), ZuoraError> {
+/// Checks the create request's enumerations and filter shape (C.5) and returns its operation;
+/// the object itself is checked when the job runs, like the vendor's.
+fn check(body: &CreateJob) -> Result<BulkOperation, ZuoraError> {
     if body.namespace != "default" {
         return Err(bad(format!(
             "namespace {:?} is not supported; only \"default\" custom objects are",
@@ -59,14 +59,11 @@ fn check(body: &CreateJob) -> Result<(), ZuoraError> {
     if body.object.is_empty() {
         return Err(bad("object is required"));
     }
-    if !matches!(body.operation.as_str(), "create" | "update" | "delete") {
-        return Err(bad(format!(
-            "operation must be create, update or delete, got {:?}",
-            body.operation
-        )));
-    }
-    let Some(filter) = &body.filter else { return Ok(()) };
-    if body.operation != "delete" {
+    let operation = BulkOperation::parse(&body.operation).ok_or_else(|| {
+        bad(format!("operation must be create, update or delete, got {:?}", body.operation))
+    })?;
+    let Some(filter) = &body.filter else { return Ok(operation) };
+    if operation != BulkOperation::Delete {
         return Err(bad("filter is allowed only on delete jobs"));
     }
     let conditions = filter
@@ -83,7 +80,7 @@ fn check(body: &CreateJob) -> Result<(), ZuoraError> {
             return Err(bad("each condition needs field, operator (EQ, GT, LT, GE, LE) and value"));
         }
     }
-    Ok(())
+    Ok(operation)
 }
 
 /// `POST /objects/jobs`.
@@ -93,7 +90,7 @@ pub async fn create(
     request_id: RequestId,
     ZuoraJson(body): ZuoraJson<CreateJob>,
 ) -> Result<Json<BulkJob>, ZuoraError> {
-    check(&body)?;
+    let operation = check(&body)?;
     let tenant = caller.tenant().clone();
     let payload = json!({
         "namespace": body.namespace, "object": body.object,
@@ -103,7 +100,7 @@ pub async fn create(
         NewJob::new(tenant.clone(), kinds::zuora::BULK, kinds::zuora::queue(&tenant), payload)
             .with_subject(body.object.clone())
             .with_origin(Some(request_id.as_str().to_owned()), Some(caller.client_id()));
-    if body.operation != "delete" {
+    if operation.reads_file() {
         new = new.awaiting_input();
     }
     let job = app.store.enqueue_limited(new, MAX_ACTIVE_JOBS).await?;

@@ -27,11 +27,14 @@
 
 use crate::{JobContext, JobError, JobHandler, ResultExt};
 use async_trait::async_trait;
-use jobline_core::zuora::{codes, Condition, FieldError, ObjectSchema, Op, SYSTEM_FIELDS};
+use jobline_core::zuora::{
+    codes, BulkOperation, Condition, FieldError, ObjectSchema, Op, SYSTEM_FIELDS,
+};
 use jobline_core::{files, kinds};
 use jobline_core::{JobErrorEntry, KindSpec};
 use jobline_store::{RecordOp, RecordWriteError, StoreError};
-use serde::Deserialize;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 /// Rows per fenced write transaction.
@@ -44,9 +47,17 @@ pub struct ZuoraBulk;
 #[derive(Debug, Deserialize)]
 struct Payload {
     object: String,
-    operation: String,
+    #[serde(deserialize_with = "operation")]
+    operation: BulkOperation,
     #[serde(default)]
     filter: Option<Filter>,
+}
+
+/// The payload's `operation`, parsed as the payload is read: an unknown one fails the job
+/// before it does anything.
+fn operation<'de, D: Deserializer<'de>>(d: D) -> Result<BulkOperation, D::Error> {
+    let word = String::deserialize(d)?;
+    BulkOperation::parse(&word).ok_or_else(|| D::Error::custom(format!("unknown operation {word}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,8 +97,8 @@ impl JobHandler for ZuoraBulk {
             Err(e) => return Err(e.into()),
         };
         let schema = ObjectSchema::from_stored(&definition.schema).fatal()?;
-        let rows = match p.operation.as_str() {
-            "create" | "update" => {
+        let rows = match p.operation {
+            BulkOperation::Create | BulkOperation::Update => {
                 let file = match ctx.store().get_file(job.id, files::INPUT).await {
                     Ok(f) => f,
                     Err(StoreError::NotFound) => {
@@ -95,9 +106,9 @@ impl JobHandler for ZuoraBulk {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                parse_csv(&schema, &p.operation, &file.bytes)?
+                parse_csv(&schema, p.operation, &file.bytes)?
             }
-            "delete" => {
+            BulkOperation::Delete => {
                 let conditions = conditions(&schema, p.filter.as_ref())?;
                 let records = ctx.store().zuora_records(&job.tenant, &p.object).await?;
                 records
@@ -114,7 +125,6 @@ impl JobHandler for ZuoraBulk {
                     })
                     .collect()
             }
-            other => return Err(JobError::Fatal(format!("unknown operation {other}"))),
         };
         let total = rows.len() as u64;
         let by = job.created_by.clone().unwrap_or_else(|| "bulk-job".to_owned());
@@ -207,9 +217,18 @@ fn conditions(schema: &ObjectSchema, filter: Option<&Filter>) -> Result<Vec<Cond
         .collect()
 }
 
-/// Reads the whole CSV into rows: header problems fail the job, row problems become that
-/// row's error.
-fn parse_csv(schema: &ObjectSchema, operation: &str, bytes: &[u8]) -> Result<Vec<Row>, JobError> {
+/// Reads the whole CSV of a create or update job into rows: header problems fail the job, row
+/// problems become that row's error.
+fn parse_csv(
+    schema: &ObjectSchema,
+    operation: BulkOperation,
+    bytes: &[u8],
+) -> Result<Vec<Row>, JobError> {
+    let create = match operation {
+        BulkOperation::Create => true,
+        // Delete jobs read no file; were one to, its rows would name records like an update's.
+        BulkOperation::Update | BulkOperation::Delete => false,
+    };
     let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);
     let headers: Vec<String> = reader
         .headers()
@@ -218,7 +237,7 @@ fn parse_csv(schema: &ObjectSchema, operation: &str, bytes: &[u8]) -> Result<Vec
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
         .collect();
     let id_column = headers.iter().position(|h| h.eq_ignore_ascii_case("id"));
-    if operation == "create" {
+    if create {
         if let Some(h) =
             headers.iter().find(|h| SYSTEM_FIELDS.iter().any(|s| s.eq_ignore_ascii_case(h)))
         {
@@ -251,13 +270,13 @@ fn parse_csv(schema: &ObjectSchema, operation: &str, bytes: &[u8]) -> Result<Vec
             raw.insert(name.clone(), Value::String(cell.to_owned()));
             if Some(col) == id_column {
                 id = Some(cell.trim().to_owned());
-            } else if operation == "update" && cell.is_empty() {
+            } else if !create && cell.is_empty() {
                 // An empty cell in an update leaves the field as it is.
             } else {
                 fields.insert(name.clone(), schema.csv_value(name, cell));
             }
         }
-        let op = if operation == "create" {
+        let op = if create {
             schema.validate(&fields).map(RecordOp::Create)
         } else {
             match id.as_deref().map(uuid::Uuid::parse_str) {
@@ -301,7 +320,7 @@ mod tests {
     #[test]
     fn csv_rows_are_numbered_from_two_and_checked() {
         let csv = b"vin__c,year__c\nV1,2020\n,2021\n\"V,3\",abc\n";
-        let rows = parse_csv(&schema(), "create", csv).unwrap();
+        let rows = parse_csv(&schema(), BulkOperation::Create, csv).unwrap();
         assert_eq!(rows.iter().map(|r| r.number).collect::<Vec<_>>(), vec![2, 3, 4]);
         assert!(rows[0].op.is_ok());
         assert_eq!(rows[1].op.as_ref().unwrap_err().code, codes::MISSING_FIELD);
@@ -315,15 +334,25 @@ mod tests {
         let id = uuid::Uuid::new_v4();
         for header in ["Id", "id", "ID"] {
             let csv = format!("{header},year__c\n{id},2000\nnope,1\n");
-            let rows = parse_csv(&schema(), "update", csv.as_bytes()).unwrap();
+            let rows = parse_csv(&schema(), BulkOperation::Update, csv.as_bytes()).unwrap();
             assert!(matches!(&rows[0].op, Ok(RecordOp::Update { id: got, .. }) if *got == id));
             assert_eq!(
                 rows[1].op.as_ref().unwrap_err().message,
                 "input string \"nope\" is not a valid UUID"
             );
         }
-        assert!(parse_csv(&schema(), "create", b"Id,vin__c\nx,y\n").is_err());
-        assert!(parse_csv(&schema(), "update", b"vin__c\nx\n").is_err());
+        assert!(parse_csv(&schema(), BulkOperation::Create, b"Id,vin__c\nx,y\n").is_err());
+        assert!(parse_csv(&schema(), BulkOperation::Update, b"vin__c\nx\n").is_err());
+    }
+
+    #[test]
+    fn payloads_are_read_with_a_known_operation() {
+        let p: Payload =
+            serde_json::from_value(json!({"object": "car", "operation": "delete"})).unwrap();
+        assert_eq!(p.operation, BulkOperation::Delete);
+        let e = serde_json::from_value::<Payload>(json!({"object": "car", "operation": "upsert"}))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "unknown operation upsert");
     }
 
     #[test]
