@@ -1,5 +1,6 @@
 //! Promotions and their codes (`shared/spec/vendor-apis.md` Part B), the one-active-job-per-subject
-//! enqueue they need, and the settings every node shares (the URL-signing key).
+//! enqueue they need, which of their jobs has an export file, and the settings every node shares
+//! (the URL-signing key).
 //!
 //! Rules kept here: a code is unique within its promotion (the primary key decides, so a
 //! collision is never a race); a code a job writes carries the job's id, so undoing a cancelled
