@@ -25,6 +25,22 @@ pub(crate) enum Arg<'a> {
     Text(Option<Cow<'a, str>>),
     Int(Option<i64>),
     Bytes(Option<Cow<'a, [u8]>>),
+    /// A `text[]` (PostgreSQL only: set-based writes through `UNNEST`).
+    TextArray(Vec<Option<String>>),
+    /// A `bigint[]` (PostgreSQL only).
+    IntArray(Vec<i64>),
+}
+
+impl From<Vec<Option<String>>> for Arg<'_> {
+    fn from(v: Vec<Option<String>>) -> Self {
+        Arg::TextArray(v)
+    }
+}
+
+impl From<Vec<i64>> for Arg<'_> {
+    fn from(v: Vec<i64>) -> Self {
+        Arg::IntArray(v)
+    }
 }
 
 impl<'a> From<&'a str> for Arg<'a> {
@@ -166,6 +182,9 @@ impl<'a> Sql<'a> {
                 Arg::Text(v) => out.add(v.as_deref()),
                 Arg::Int(v) => out.add(*v),
                 Arg::Bytes(v) => out.add(v.as_deref()),
+                Arg::TextArray(_) | Arg::IntArray(_) => {
+                    return Err(StoreError::Config("arrays are bound on PostgreSQL only".into()))
+                }
             }
             .map_err(bind_error)?;
         }
@@ -179,6 +198,8 @@ impl<'a> Sql<'a> {
                 Arg::Text(v) => out.add(v.as_deref()),
                 Arg::Int(v) => out.add(*v),
                 Arg::Bytes(v) => out.add(v.as_deref()),
+                Arg::TextArray(v) => out.add(v),
+                Arg::IntArray(v) => out.add(v),
             }
             .map_err(bind_error)?;
         }
