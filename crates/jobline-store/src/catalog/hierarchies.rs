@@ -4,7 +4,7 @@
 use super::products::ProductRow;
 use super::{
     all, check, corrupt, delete, edit, find, finish, get, must_exist, page, page_of_tenant,
-    parse_id, replace, CatalogPage, Edit, Links, Owned, Table,
+    parse_id, replace, CatalogPage, Edit, Linked, Links, Owned, Table,
 };
 use crate::db::{Queries, Sql, Tx};
 use crate::jobs::{check_fence, BATCH_ROWS};
@@ -518,7 +518,7 @@ impl Store {
         node: NodeId,
         product: ProductId,
     ) -> Result<(), StoreError> {
-        NODE_PRODUCTS.link::<NodeRow, ProductRow>(self, tenant, node, product).await
+        NODE_PRODUCTS.set::<NodeRow, ProductRow>(self, tenant, (node, product), Linked::Yes).await
     }
 
     /// Takes product `product` out of node `node`. Unlinking a product that is not linked is
@@ -531,7 +531,7 @@ impl Store {
         node: NodeId,
         product: ProductId,
     ) -> Result<(), StoreError> {
-        NODE_PRODUCTS.unlink::<NodeRow, ProductRow>(self, tenant, node, product).await
+        NODE_PRODUCTS.set::<NodeRow, ProductRow>(self, tenant, (node, product), Linked::No).await
     }
 
     /// A page of the products in node `node`, in product creation order, with the total.

@@ -325,59 +325,36 @@ struct Links {
     right: &'static str,
 }
 
+/// Whether two rows are to be linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Linked {
+    Yes,
+    No,
+}
+
 impl Links {
-    /// Links `left` (a row of `L`) to `right` (a row of `R`), both `tenant`'s. Linking twice is
-    /// harmless.
-    async fn link<L: Owned, R: Owned>(
+    /// Links (`Linked::Yes`) or unlinks `left` (a row of `L`) and `right` (a row of `R`), once
+    /// both are found to be `tenant`'s (`NotFound` otherwise, left first). Linking twice, or
+    /// unlinking what is not linked, is harmless.
+    async fn set<L: Owned, R: Owned>(
         &self,
         store: &Store,
         tenant: &TenantId,
-        left: L::Id,
-        right: R::Id,
+        (left, right): (L::Id, R::Id),
+        to: Linked,
     ) -> Result<(), StoreError> {
-        let sql = Sql::new(format!(
-            "INSERT INTO {t} ({l}, {r}, tenant_id, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT ({l}, {r}) DO NOTHING",
-            t = self.table,
-            l = self.left,
-            r = self.right,
-        ));
-        let sql = sql.bind(left.to_string()).bind(right.to_string());
-        self.change::<L, R>(
-            store,
-            tenant,
-            left,
-            right,
-            sql.bind(tenant.as_str()).bind(store.now_ms()),
-        )
-        .await
-    }
-
-    /// Removes the link of `left` and `right`, both `tenant`'s. Harmless if there is none.
-    async fn unlink<L: Owned, R: Owned>(
-        &self,
-        store: &Store,
-        tenant: &TenantId,
-        left: L::Id,
-        right: R::Id,
-    ) -> Result<(), StoreError> {
-        let sql = Sql::new(format!(
-            "DELETE FROM {} WHERE {} = $1 AND {} = $2",
-            self.table, self.left, self.right
-        ));
-        let sql = sql.bind(left.to_string()).bind(right.to_string());
-        self.change::<L, R>(store, tenant, left, right, sql).await
-    }
-
-    /// Runs `sql` once both rows are found to be `tenant`'s (`NotFound` otherwise, left first).
-    async fn change<L: Owned, R: Owned>(
-        &self,
-        store: &Store,
-        tenant: &TenantId,
-        left: L::Id,
-        right: R::Id,
-        sql: Sql<'_>,
-    ) -> Result<(), StoreError> {
+        let (t, l, r) = (self.table, self.left, self.right);
+        let sql = match to {
+            Linked::Yes => Sql::new(format!(
+                "INSERT INTO {t} ({l}, {r}, tenant_id, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT ({l}, {r}) DO NOTHING"
+            )),
+            Linked::No => Sql::new(format!("DELETE FROM {t} WHERE {l} = $1 AND {r} = $2")),
+        };
+        let mut sql = sql.bind(left.to_string()).bind(right.to_string());
+        if to == Linked::Yes {
+            sql = sql.bind(tenant.as_str()).bind(store.now_ms());
+        }
         let mut tx = store.begin().await?;
         must_exist::<L>(&mut tx, tenant, left).await?;
         must_exist::<R>(&mut tx, tenant, right).await?;

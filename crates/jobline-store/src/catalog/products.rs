@@ -171,10 +171,11 @@ impl Edit for ProductRow {
     }
 }
 
-const INSERT_PRODUCT_SQL: &str = "INSERT INTO products (id, tenant_id, name, description, slug, \
-    sku, status, commodity_type, upc_ean, mpn, external_ref, tags, parent_id, child_options, \
-    child_variations, child_detached, build_rules, extras, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17, $18, \
+/// The writable fields of a product as `$1` to `$12`, in the order of [`bind_data`].
+const INSERT_PRODUCT_SQL: &str = "INSERT INTO products (name, description, slug, sku, status, \
+    commodity_type, upc_ean, mpn, external_ref, tags, build_rules, extras, id, tenant_id, \
+    parent_id, child_options, child_variations, child_detached, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 0, $18, \
     $18)";
 
 /// `$14` is 1 for a direct edit, which makes a child product independent of its parent
@@ -210,24 +211,12 @@ async fn insert_product(
     child: Option<&ChildLink>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let sql = Sql::new(INSERT_PRODUCT_SQL)
+    let sql = bind_data(Sql::new(INSERT_PRODUCT_SQL), data)
         .bind(id.to_string())
         .bind(tenant.as_str())
-        .bind(data.name.as_str())
-        .bind(data.description.as_str())
-        .bind(data.slug.as_str())
-        .bind(data.sku.as_deref())
-        .bind(data.status.as_str())
-        .bind(data.commodity_type.as_str())
-        .bind(data.upc_ean.as_deref())
-        .bind(data.mpn.as_deref())
-        .bind(data.external_ref.as_deref())
-        .bind(tags_json(&data.tags))
         .bind(child.map(|c| c.parent.to_string()))
         .bind(child.map(|c| c.options.as_str()))
         .bind(child.map(|c| c.variations.as_str()))
-        .bind(data.build_rules.as_ref().map(Value::to_string))
-        .bind(data.extras.to_string())
         .bind(now);
     tx.execute(sql).await?;
     replace_tags(tx, tenant, id, &data.tags).await
@@ -242,19 +231,7 @@ async fn write_product(
     change: Change,
     now: i64,
 ) -> Result<(), StoreError> {
-    let sql = Sql::new(UPDATE_PRODUCT_SQL)
-        .bind(data.name.as_str())
-        .bind(data.description.as_str())
-        .bind(data.slug.as_str())
-        .bind(data.sku.as_deref())
-        .bind(data.status.as_str())
-        .bind(data.commodity_type.as_str())
-        .bind(data.upc_ean.as_deref())
-        .bind(data.mpn.as_deref())
-        .bind(data.external_ref.as_deref())
-        .bind(tags_json(&data.tags))
-        .bind(data.build_rules.as_ref().map(Value::to_string))
-        .bind(data.extras.to_string())
+    let sql = bind_data(Sql::new(UPDATE_PRODUCT_SQL), data)
         .bind(now)
         .bind(change == Change::Direct)
         .bind(id.to_string())
@@ -265,8 +242,21 @@ async fn write_product(
     replace_tags(tx, tenant, id, &data.tags).await
 }
 
-fn tags_json(tags: &[String]) -> String {
-    Value::from(tags.to_vec()).to_string()
+/// Binds a product's writable fields as the next twelve placeholders, in the column order
+/// both the INSERT and the UPDATE list them.
+fn bind_data<'a>(sql: Sql<'a>, data: &'a ProductData) -> Sql<'a> {
+    sql.bind(data.name.as_str())
+        .bind(data.description.as_str())
+        .bind(data.slug.as_str())
+        .bind(data.sku.as_deref())
+        .bind(data.status.as_str())
+        .bind(data.commodity_type.as_str())
+        .bind(data.upc_ean.as_deref())
+        .bind(data.mpn.as_deref())
+        .bind(data.external_ref.as_deref())
+        .bind(Value::from(data.tags.clone()).to_string())
+        .bind(data.build_rules.as_ref().map(Value::to_string))
+        .bind(data.extras.to_string())
 }
 
 /// Replaces the searchable copy of a product's tags.

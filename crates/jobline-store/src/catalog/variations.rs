@@ -4,7 +4,7 @@
 use super::products::ProductRow;
 use super::{
     all, check, corrupt, delete, edit, finish, get, must_exist, page_of_tenant, replace,
-    CatalogPage, Edit, Links, Owned, Table,
+    CatalogPage, Edit, Linked, Links, Owned, Table,
 };
 use crate::db::{Queries, Sql, Tx};
 use crate::jobs::BATCH_ROWS;
@@ -348,7 +348,9 @@ impl Store {
         product: ProductId,
         variation: VariationId,
     ) -> Result<(), StoreError> {
-        PRODUCT_VARIATIONS.link::<ProductRow, VariationRow>(self, tenant, product, variation).await
+        PRODUCT_VARIATIONS
+            .set::<ProductRow, VariationRow>(self, tenant, (product, variation), Linked::Yes)
+            .await
     }
 
     /// Takes variation `variation` off product `product`. Harmless if it was not linked.
@@ -361,7 +363,7 @@ impl Store {
         variation: VariationId,
     ) -> Result<(), StoreError> {
         PRODUCT_VARIATIONS
-            .unlink::<ProductRow, VariationRow>(self, tenant, product, variation)
+            .set::<ProductRow, VariationRow>(self, tenant, (product, variation), Linked::No)
             .await
     }
 
