@@ -186,7 +186,8 @@ impl Edit for NodeRow {
 }
 
 /// Which products are in which nodes.
-const NODE_PRODUCTS: Links = Links { table: "node_products", left: "node_id", right: "product_id" };
+const NODE_PRODUCTS: Links<NodeRow, ProductRow> =
+    Links::new("node_products", "node_id", "product_id");
 
 /// The stored fields of a new hierarchy.
 struct NewHierarchy<'a> {
@@ -518,7 +519,7 @@ impl Store {
         node: NodeId,
         product: ProductId,
     ) -> Result<(), StoreError> {
-        NODE_PRODUCTS.set::<NodeRow, ProductRow>(self, tenant, (node, product), Linked::Yes).await
+        NODE_PRODUCTS.set(self, tenant, (node, product), Linked::Yes).await
     }
 
     /// Takes product `product` out of node `node`. Unlinking a product that is not linked is
@@ -531,7 +532,7 @@ impl Store {
         node: NodeId,
         product: ProductId,
     ) -> Result<(), StoreError> {
-        NODE_PRODUCTS.set::<NodeRow, ProductRow>(self, tenant, (node, product), Linked::No).await
+        NODE_PRODUCTS.set(self, tenant, (node, product), Linked::No).await
     }
 
     /// A page of the products in node `node`, in product creation order, with the total.

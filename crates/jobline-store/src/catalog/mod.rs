@@ -44,6 +44,7 @@ use crate::db::{FromBoth, Queries, Sql, Tx};
 use crate::{Store, StoreError};
 use jobline_core::{TenantId, ValidationError};
 use std::fmt::Display;
+use std::marker::PhantomData;
 
 /// One page of an offset-paged list.
 #[derive(Debug, Clone, PartialEq)]
@@ -317,12 +318,20 @@ async fn replace<R: Edit>(
     edit::<R, StoreError>(store, tenant, id, |_| Ok(input.clone())).await
 }
 
-/// A table linking rows of two [`Owned`] tables (`node_products`, `product_variations`); each
+/// A table linking rows of `L` to rows of `R` (`node_products`, `product_variations`); each
 /// link also records its tenant and when it was made.
-struct Links {
+struct Links<L, R> {
     table: &'static str,
     left: &'static str,
     right: &'static str,
+    rows: PhantomData<fn() -> (L, R)>,
+}
+
+impl<L, R> Links<L, R> {
+    /// The link table `table`, whose column `left` names a row of `L` and `right` one of `R`.
+    const fn new(table: &'static str, left: &'static str, right: &'static str) -> Self {
+        Links { table, left, right, rows: PhantomData }
+    }
 }
 
 /// Whether two rows are to be linked.
@@ -332,11 +341,11 @@ enum Linked {
     No,
 }
 
-impl Links {
-    /// Links (`Linked::Yes`) or unlinks `left` (a row of `L`) and `right` (a row of `R`), once
-    /// both are found to be `tenant`'s (`NotFound` otherwise, left first). Linking twice, or
-    /// unlinking what is not linked, is harmless.
-    async fn set<L: Owned, R: Owned>(
+impl<L: Owned, R: Owned> Links<L, R> {
+    /// Links (`Linked::Yes`) or unlinks `left` and `right`, once both are found to be
+    /// `tenant`'s (`NotFound` otherwise, left first). Linking twice, or unlinking what is not
+    /// linked, is harmless.
+    async fn set(
         &self,
         store: &Store,
         tenant: &TenantId,
@@ -344,17 +353,20 @@ impl Links {
         to: Linked,
     ) -> Result<(), StoreError> {
         let (t, l, r) = (self.table, self.left, self.right);
+        let ids = (left.to_string(), right.to_string());
         let sql = match to {
             Linked::Yes => Sql::new(format!(
                 "INSERT INTO {t} ({l}, {r}, tenant_id, created_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT ({l}, {r}) DO NOTHING"
-            )),
-            Linked::No => Sql::new(format!("DELETE FROM {t} WHERE {l} = $1 AND {r} = $2")),
+            ))
+            .bind(ids.0)
+            .bind(ids.1)
+            .bind(tenant.as_str())
+            .bind(store.now_ms()),
+            Linked::No => Sql::new(format!("DELETE FROM {t} WHERE {l} = $1 AND {r} = $2"))
+                .bind(ids.0)
+                .bind(ids.1),
         };
-        let mut sql = sql.bind(left.to_string()).bind(right.to_string());
-        if to == Linked::Yes {
-            sql = sql.bind(tenant.as_str()).bind(store.now_ms());
-        }
         let mut tx = store.begin().await?;
         must_exist::<L>(&mut tx, tenant, left).await?;
         must_exist::<R>(&mut tx, tenant, right).await?;

@@ -177,8 +177,8 @@ impl Edit for OptionRow {
 }
 
 /// Which products have which variations.
-const PRODUCT_VARIATIONS: Links =
-    Links { table: "product_variations", left: "product_id", right: "variation_id" };
+const PRODUCT_VARIATIONS: Links<ProductRow, VariationRow> =
+    Links::new("product_variations", "product_id", "variation_id");
 
 /// The variations of product `product` with their options, in build order (`sort_order`,
 /// unset last, then creation).
@@ -348,9 +348,7 @@ impl Store {
         product: ProductId,
         variation: VariationId,
     ) -> Result<(), StoreError> {
-        PRODUCT_VARIATIONS
-            .set::<ProductRow, VariationRow>(self, tenant, (product, variation), Linked::Yes)
-            .await
+        PRODUCT_VARIATIONS.set(self, tenant, (product, variation), Linked::Yes).await
     }
 
     /// Takes variation `variation` off product `product`. Harmless if it was not linked.
@@ -362,9 +360,7 @@ impl Store {
         product: ProductId,
         variation: VariationId,
     ) -> Result<(), StoreError> {
-        PRODUCT_VARIATIONS
-            .set::<ProductRow, VariationRow>(self, tenant, (product, variation), Linked::No)
-            .await
+        PRODUCT_VARIATIONS.set(self, tenant, (product, variation), Linked::No).await
     }
 
     /// The variations of product `product` with their options, in build order (`sort_order`,

@@ -99,23 +99,15 @@ impl Entity for Price {
     }
 
     fn current(&self) -> PriceInput {
-        let Price {
-            sku,
-            external_ref,
-            currencies,
-            sales,
-            admin_attributes,
-            shopper_attributes,
-            ..
-        } = self.clone();
+        let p = self.clone();
         PriceInput {
             id: None,
-            sku,
-            external_ref,
-            currencies,
-            sales,
-            admin_attributes,
-            shopper_attributes,
+            sku: p.sku,
+            external_ref: p.external_ref,
+            currencies: p.currencies,
+            sales: p.sales,
+            admin_attributes: p.admin_attributes,
+            shopper_attributes: p.shopper_attributes,
         }
     }
 
