@@ -41,7 +41,7 @@ pub use pricebooks::PriceBookRef;
 pub use products::{BuildOutcome, ImportRow, RowOutcome, RowResult};
 
 use crate::db::{FromBoth, Queries, Sql, Tx};
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
 use jobline_core::{TenantId, ValidationError};
 use std::fmt::Display;
 use std::marker::PhantomData;
@@ -161,6 +161,15 @@ async fn records<R: Owned>(
     Ok(records)
 }
 
+/// The record the statement `sql` reads, if any.
+async fn one<R: Owned>(
+    q: &mut impl Queries,
+    sql: Sql<'_>,
+) -> Result<Option<R::Record>, StoreError> {
+    let rows: Vec<R> = q.fetch_optional(sql).await?.into_iter().collect();
+    Ok(records(q, rows).await?.pop())
+}
+
 /// The record of `R` whose columns hold these `keys`, if any.
 async fn find<R: Owned>(
     q: &mut impl Queries,
@@ -168,8 +177,35 @@ async fn find<R: Owned>(
 ) -> Result<Option<R::Record>, StoreError> {
     let mut sql = R::TABLE.select();
     R::TABLE.push_keys(&mut sql, keys);
-    let rows: Vec<R> = q.fetch_optional(sql).await?.into_iter().collect();
-    Ok(records(q, rows).await?.pop())
+    one::<R>(q, sql).await
+}
+
+/// The record of `R` whose columns hold these `keys`, if any, read to be changed: on
+/// PostgreSQL its row stays locked until the transaction ends, so a concurrent read-merge-write
+/// of it waits rather than overwrite this one with what it read before (on SQLite the single
+/// writer already serialises them).
+async fn find_for_update<R: Owned>(
+    tx: &mut Tx,
+    keys: &[(&str, &str)],
+) -> Result<Option<R::Record>, StoreError> {
+    let mut sql = R::TABLE.select();
+    R::TABLE.push_keys(&mut sql, keys);
+    if tx.backend() == Backend::Postgres {
+        sql.push(" FOR UPDATE");
+    }
+    one::<R>(tx, sql).await
+}
+
+/// Record `id` of `tenant` read to be changed (see [`find_for_update`]); `NotFound` if there is
+/// none.
+async fn get_for_update<R: Owned>(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    id: R::Id,
+) -> Result<R::Record, StoreError> {
+    find_for_update::<R>(tx, &[("id", &id.to_string()), ("tenant_id", tenant.as_str())])
+        .await?
+        .ok_or(StoreError::NotFound)
 }
 
 /// Record `id` of `tenant`; `NotFound` if there is none.
@@ -289,9 +325,9 @@ trait Edit: Owned {
     ) -> Result<(), StoreError>;
 }
 
-/// Updates record `id` of `tenant` with the input `edit` makes of it. The record is read,
-/// changed and written in one transaction, so an update made meanwhile is never lost; an error
-/// from `edit` rolls everything back and is returned as it is.
+/// Updates record `id` of `tenant` with the input `edit` makes of it. The record is read (and
+/// locked), changed and written in one transaction, so a concurrent update is never lost; an
+/// error from `edit` rolls everything back and is returned as it is.
 async fn edit<R: Edit, E: From<StoreError>>(
     store: &Store,
     tenant: &TenantId,
@@ -300,7 +336,7 @@ async fn edit<R: Edit, E: From<StoreError>>(
 ) -> Result<R::Record, E> {
     let now = store.now_ms();
     let mut tx = store.begin().await?;
-    let current = get::<R>(&mut tx, tenant, id).await?;
+    let current = get_for_update::<R>(&mut tx, tenant, id).await?;
     let input = edit(&current)?;
     R::check(&input, id)?;
     R::write(&mut tx, tenant, &current, &input, now).await?;

@@ -1,8 +1,8 @@
 //! Price books and their prices, with the two fenced upserts a price import makes.
 
 use super::{
-    check, corrupt, delete, edit, find, finish, get, invalid, must_exist, page, page_of_tenant,
-    replace, CatalogPage, Edit, Owned, Table, Upserted,
+    check, corrupt, delete, edit, find_for_update, finish, get, get_for_update, invalid,
+    must_exist, page, page_of_tenant, replace, CatalogPage, Edit, Owned, Table, Upserted,
 };
 use crate::db::{Queries, Sql, Tx};
 use crate::jobs::check_fence;
@@ -222,23 +222,25 @@ async fn insert_price(
     Ok(())
 }
 
-/// The book of `tenant` with external key `ext`, if any.
+/// The book of `tenant` with external key `ext`, if any, read to be changed.
 async fn book_by_ref(
-    q: &mut impl Queries,
+    tx: &mut Tx,
     tenant: &TenantId,
     ext: &str,
 ) -> Result<Option<PriceBook>, StoreError> {
-    find::<PriceBookRow>(q, &[("external_ref", ext), ("tenant_id", tenant.as_str())]).await
+    find_for_update::<PriceBookRow>(tx, &[("external_ref", ext), ("tenant_id", tenant.as_str())])
+        .await
 }
 
-/// The price of book `book` whose `key` column (`id`, `external_ref` or `sku`) is `value`.
+/// The price of book `book` whose `key` column (`id`, `external_ref` or `sku`) is `value`,
+/// read to be changed.
 async fn price_in_book(
-    q: &mut impl Queries,
+    tx: &mut Tx,
     book: &str,
     key: &str,
     value: &str,
 ) -> Result<Option<Price>, StoreError> {
-    find::<PriceRow>(q, &[(key, value), ("pricebook_id", book)]).await
+    find_for_update::<PriceRow>(tx, &[(key, value), ("pricebook_id", book)]).await
 }
 
 impl Store {
@@ -401,7 +403,7 @@ impl Store {
         let mut tx = self.begin().await?;
         check_fence(&mut tx, fence, now).await?;
         let current = match (input.id, input.external_key()) {
-            (Some(id), _) => Some(get::<PriceBookRow>(&mut tx, tenant, id).await?),
+            (Some(id), _) => Some(get_for_update::<PriceBookRow>(&mut tx, tenant, id).await?),
             (None, Some(ext)) => book_by_ref(&mut tx, tenant, ext).await?,
             (None, None) => None,
         };

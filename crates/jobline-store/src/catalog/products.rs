@@ -4,8 +4,8 @@
 
 use super::variations::variations_of;
 use super::{
-    check, corrupt, delete, edit, find, finish, get, i64_of, invalid, page, parse_id, records,
-    replace, select_where, CatalogPage, Edit, Owned, Table,
+    check, corrupt, delete, edit, find_for_update, finish, get, get_for_update, i64_of, invalid,
+    page, parse_id, records, replace, select_where, CatalogPage, Edit, Owned, Table,
 };
 use crate::db::{Queries, Sql, Tx};
 use crate::jobs::{check_fence, insert_job_errors, BATCH_ROWS};
@@ -409,7 +409,7 @@ async fn import_row(
     }
     let current = match (input.product_id(), input.external_key()) {
         (Some(id), _) => {
-            let found = get::<ProductRow>(tx, tenant, id).await;
+            let found = get_for_update::<ProductRow>(tx, tenant, id).await;
             if let Err(StoreError::NotFound) = found {
                 let e = ValidationError::new("data.id", format!("no product {id}"));
                 return Ok(RowResult::Failed(vec![e]));
@@ -417,7 +417,8 @@ async fn import_row(
             Some(found?)
         }
         (None, Some(ext)) => {
-            find::<ProductRow>(tx, &[("external_ref", ext), ("tenant_id", tenant.as_str())]).await?
+            let keys = [("external_ref", ext), ("tenant_id", tenant.as_str())];
+            find_for_update::<ProductRow>(tx, &keys).await?
         }
         (None, None) => None,
     };
