@@ -1414,20 +1414,3 @@ async fn insert_file(tx: &mut Tx, job: JobId, file: &JobFile, now: i64) -> Resul
     .await?;
     Ok(())
 }
-
-// TEMPORARY: the old fence-check macro, until every module is on `db::Tx`.
-macro_rules! check_fence_legacy {
-    ($tx:ident, $fence:expr, $now:expr) => {{
-        let affected = sqlx::query($fence.check_sql())
-            .bind($now)
-            .bind($fence.job_id().to_string())
-            .bind($fence.attempt_param())
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected();
-        if affected == 0 {
-            return Err(StoreError::Fenced);
-        }
-    }};
-}
-pub(crate) use check_fence_legacy;
