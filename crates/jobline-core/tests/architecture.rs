@@ -256,15 +256,8 @@ fn the_store_has_no_macros() {
 /// the store's code (comments aside) breaks that.
 #[test]
 fn the_store_types_no_state_or_mask_bit_by_hand() {
-    let states = [
-        "awaiting_input",
-        "pending",
-        "running",
-        "cancelling",
-        "succeeded",
-        "failed",
-        "cancelled",
-    ];
+    let states =
+        ["awaiting_input", "pending", "running", "cancelling", "succeeded", "failed", "cancelled"];
     for (f, code) in store_code() {
         for s in states {
             assert!(!code.contains(&format!("'{s}'")), "{} types the state {s:?}", f.display());

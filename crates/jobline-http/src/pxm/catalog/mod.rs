@@ -32,7 +32,7 @@ use crate::ep::{EpJson, NoContent};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, OriginalUri, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::routing::{get, MethodRouter};
@@ -81,7 +81,13 @@ impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PathRejection> {
         let Path(path) = Path::<Vec<String>>::from_request_parts(parts, state).await?;
-        Ok(PageRequest { path, headers: parts.headers.clone(), uri: parts.uri.clone() })
+        // The path as the client sent it: inside the nested `/pcm` router `parts.uri` has lost
+        // its prefix, and links built from it would point at `/products` (404).
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+        Ok(PageRequest { path, headers: parts.headers.clone(), uri })
     }
 }
 
