@@ -31,6 +31,13 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 pub const DEFAULT_QUEUE_CONCURRENCY: u32 = 1;
 /// Database connections per process by default.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
+/// Seconds a client has to send a request's headers, by default (hyper's own default; a
+/// client on a slow link sends a few hundred bytes of headers in well under a second).
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 30;
+/// The longest pause, in seconds, while a request body arrives, by default (nginx's
+/// `client_body_timeout`). It bounds each pause, not the whole upload, so a 50 MB import on a
+/// slow link is never cut off while its bytes keep coming.
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 60;
 
 /// How logs are written (always to stderr, so stdout stays the commands' own output).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -131,6 +138,16 @@ pub struct ServeArgs {
     #[arg(long, env = "JOBLINE_QUEUE_CONCURRENCY", value_name = "N")]
     pub queue_concurrency: Option<u32>,
 
+    /// Seconds a client has to send a request's headers (and an idle keep-alive connection
+    /// stays open); after that the connection is closed [default: 30]
+    #[arg(long, env = "JOBLINE_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+
+    /// Longest pause, in seconds, while a request body arrives; after it the request gets 408
+    /// [default: 60]
+    #[arg(long, env = "JOBLINE_BODY_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub body_read_timeout_secs: Option<u64>,
+
     /// Jobs a worker claims ahead of its free slots into a local queue, so a freed slot starts
     /// the next job without a database round trip (throughput for many short jobs). Claimed
     /// jobs read as running: a PXM job claimed ahead can no longer be cancelled [default: 0]
@@ -177,6 +194,20 @@ impl ServeArgs {
             self.queue_concurrency.or(file.queue_concurrency).unwrap_or(DEFAULT_QUEUE_CONCURRENCY),
             1,
         )?;
+        let header_read_timeout = Duration::from_secs(at_least(
+            "header_read_timeout_secs",
+            self.header_read_timeout_secs
+                .or(file.header_read_timeout_secs)
+                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            1,
+        )?);
+        let body_read_timeout = Duration::from_secs(at_least(
+            "body_read_timeout_secs",
+            self.body_read_timeout_secs
+                .or(file.body_read_timeout_secs)
+                .unwrap_or(DEFAULT_BODY_READ_TIMEOUT_SECS),
+            1,
+        )?);
         let worker = (workers > 0).then(|| RuntimeConfig {
             slots: workers,
             lease,
@@ -187,7 +218,7 @@ impl ServeArgs {
             prefetch: self.prefetch.or(file.prefetch).unwrap_or(0),
             ..RuntimeConfig::default()
         });
-        Ok(Config { store, listen, worker, shutdown_grace })
+        Ok(Config { store, listen, worker, shutdown_grace, header_read_timeout, body_read_timeout })
     }
 }
 
@@ -218,6 +249,10 @@ pub struct FileConfig {
     pub queue_concurrency: Option<u32>,
     /// See `--prefetch`.
     pub prefetch: Option<usize>,
+    /// See `--header-read-timeout-secs`.
+    pub header_read_timeout_secs: Option<u64>,
+    /// See `--body-read-timeout-secs`.
+    pub body_read_timeout_secs: Option<u64>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
 }
@@ -249,6 +284,10 @@ pub struct Config {
     pub worker: Option<RuntimeConfig>,
     /// How long open HTTP requests may take to finish on shutdown before they are dropped.
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request's headers before its connection is closed.
+    pub header_read_timeout: Duration,
+    /// The longest pause allowed while a request body arrives; then the request gets 408.
+    pub body_read_timeout: Duration,
 }
 
 impl Config {
@@ -259,6 +298,8 @@ impl Config {
             listen: DEFAULT_LISTEN.into(),
             worker: Some(RuntimeConfig { slots: DEFAULT_WORKERS, ..RuntimeConfig::default() }),
             shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            body_read_timeout: Duration::from_secs(DEFAULT_BODY_READ_TIMEOUT_SECS),
         }
     }
 }
@@ -307,6 +348,17 @@ mod tests {
         assert_eq!(worker.cancel_deadline, Duration::from_secs(30));
         assert_eq!(worker.shutdown_grace, Duration::from_secs(10));
         assert_eq!(worker.default_concurrency, 1);
+        assert_eq!(config.header_read_timeout, Duration::from_secs(30));
+        assert_eq!(config.body_read_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn read_timeouts_come_from_flags_or_the_file() {
+        let args = ServeArgs { header_read_timeout_secs: Some(5), ..ServeArgs::default() };
+        let config =
+            serve(&args, "header_read_timeout_secs = 9\nbody_read_timeout_secs = 7").unwrap();
+        assert_eq!(config.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(config.body_read_timeout, Duration::from_secs(7));
     }
 
     #[test]
@@ -348,6 +400,8 @@ mod tests {
             (ServeArgs { lease_secs: Some(0), ..ServeArgs::default() }, "", "lease_secs"),
             (ServeArgs { heartbeat_ms: Some(10_000), ..ServeArgs::default() }, "", "heartbeat_ms"),
             (ServeArgs::default(), "queue_concurrency = 0", "queue_concurrency"),
+            (ServeArgs::default(), "header_read_timeout_secs = 0", "header_read_timeout_secs"),
+            (ServeArgs::default(), "body_read_timeout_secs = 0", "body_read_timeout_secs"),
             (ServeArgs::default(), "database_url = \"mysql://x\"", "sqlite: or postgres:"),
         ];
         for (args, file, named) in cases {
