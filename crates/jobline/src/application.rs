@@ -6,7 +6,8 @@
 //! (a signal in `main`, a oneshot in tests).
 //!
 //! Shutdown order: stop accepting HTTP and let open requests finish (up to the grace period),
-//! while the worker runtime stops claiming and releases the jobs it runs; then close the store.
+//! while the worker runtime stops claiming and stops the jobs it runs at their next checkpoint
+//! (within the same grace), releasing them to their queues; then close the store.
 //! Nothing here is aborted: both halves stop through the same `CancellationToken`.
 //!
 //! This module prints nothing: what a person must see (the bootstrap credentials) is handed to

@@ -25,7 +25,8 @@ pub const DEFAULT_WORKERS: usize = 4;
 pub const DEFAULT_LEASE_SECS: u64 = 10;
 /// Seconds a cancelled handler has to stop, by default.
 pub const DEFAULT_CANCEL_DEADLINE_SECS: u64 = 30;
-/// Seconds running jobs (and open HTTP requests) get on shutdown, by default.
+/// Seconds open HTTP requests get to finish, and running jobs to reach their next checkpoint,
+/// on shutdown, by default.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 /// Running jobs per queue without a setting of its own, by default.
 pub const DEFAULT_QUEUE_CONCURRENCY: u32 = 1;
@@ -129,8 +130,8 @@ pub struct ServeArgs {
     #[arg(long, env = "JOBLINE_CANCEL_DEADLINE_SECS", value_name = "SECS")]
     pub cancel_deadline_secs: Option<u64>,
 
-    /// Seconds running jobs and open requests get on shutdown; unfinished jobs go back to
-    /// their queue [default: 10]
+    /// Seconds open requests get to finish, and running jobs to reach their next checkpoint,
+    /// on shutdown; stopped jobs go back to their queue [default: 10]
     #[arg(long, env = "JOBLINE_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
     pub shutdown_grace_secs: Option<u64>,
 
