@@ -7,7 +7,7 @@
 use crate::helpers::TestApp;
 use flate2::write::GzEncoder;
 use jobline_testkit::{on_both_engines, Engine};
-use reqwest::{Method, RequestBuilder, Response};
+use reqwest::{Method, Response};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -56,138 +56,165 @@ fn json_body() -> Vec<u8> {
     .unwrap()
 }
 
-fn gzipped(req: RequestBuilder, content_type: &str, body: Vec<u8>) -> RequestBuilder {
-    req.header("content-type", content_type).header("content-encoding", "gzip").body(body)
+/// One request with a gzip body (`Content-Encoding: gzip`), and the error it must get.
+struct Case {
+    method: Method,
+    path: String,
+    content_type: &'static str,
+    body: Vec<u8>,
+    /// Extra header (an `Idempotency-Key`), if any.
+    header: Option<(&'static str, &'static str)>,
+    status: u16,
 }
 
-/// Asserts an Elastic Path error document with `status`; returns its detail.
-async fn ep_error(r: Response, status: u16) -> String {
-    let got = r.status().as_u16();
+impl Case {
+    fn new(method: Method, path: &str, content_type: &'static str, body: Vec<u8>) -> Self {
+        Case { method, path: path.to_owned(), content_type, body, header: None, status: 400 }
+    }
+
+    fn status(self, status: u16) -> Self {
+        Case { status, ..self }
+    }
+
+    fn with(self, name: &'static str, value: &'static str) -> Self {
+        Case { header: Some((name, value)), ..self }
+    }
+
+    /// Sends the request (with a bearer `token` when given).
+    async fn send(self, app: &TestApp, token: Option<&str>) -> (Response, u16) {
+        let mut req = app
+            .client
+            .request(self.method, format!("{}{}", app.address, self.path))
+            .header("content-type", self.content_type)
+            .header("content-encoding", "gzip")
+            .body(self.body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some((name, value)) = self.header {
+            req = req.header(name, value);
+        }
+        (req.send().await.unwrap(), self.status)
+    }
+}
+
+/// The status and JSON body of `r`, checking that it is JSON.
+async fn json_error(r: Response) -> (u16, Value) {
+    let status = r.status().as_u16();
     let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
     let text = r.text().await.unwrap();
-    assert_eq!(got, status, "{text}");
-    assert!(ct.starts_with("application/json"), "{ct}");
-    let body: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(body["errors"][0]["status"], status.to_string(), "{body}");
-    body["errors"][0]["detail"].as_str().unwrap_or_default().to_owned()
+    assert!(ct.starts_with("application/json"), "{status} {ct}: {text}");
+    (status, serde_json::from_str(&text).unwrap())
 }
 
-/// Asserts a Zuora error `{code, message}` with `status` and `code`; returns the message.
-async fn zuora_error(r: Response, status: u16, code: i64) -> String {
-    let got = r.status().as_u16();
-    let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
-    let text = r.text().await.unwrap();
-    assert_eq!(got, status, "{text}");
-    assert!(ct.starts_with("application/json"), "{ct}");
-    let body: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(body["code"], code, "{body}");
-    body["message"].as_str().expect("message").to_owned()
+/// Sends each case and asserts an Elastic Path error document with its status.
+async fn expect_ep_errors(app: &TestApp, token: Option<&str>, cases: Vec<Case>) {
+    for case in cases {
+        let what = format!("{} {}", case.method, case.path);
+        let (r, want) = case.send(app, token).await;
+        let (status, body) = json_error(r).await;
+        assert_eq!(status, want, "{what}: {body}");
+        assert_eq!(body["errors"][0]["status"], want.to_string(), "{what}: {body}");
+        if want == 400 {
+            let detail = body["errors"][0]["detail"].as_str().unwrap_or_default();
+            assert!(detail.starts_with("could not read the request body"), "{what}: {detail}");
+        }
+    }
 }
 
-fn post(app: &TestApp, path: &str) -> RequestBuilder {
-    app.client.post(format!("{}{path}", app.address))
+/// Sends each case and asserts a Zuora error `{code, message}` with its status and `code`
+/// (400: a body-parsing problem; 413: over the limit).
+async fn expect_zuora_errors(app: &TestApp, token: Option<&str>, cases: Vec<Case>) {
+    for case in cases {
+        let what = format!("{} {}", case.method, case.path);
+        let (r, want) = case.send(app, token).await;
+        let (status, body) = json_error(r).await;
+        assert_eq!(status, want, "{what}: {body}");
+        let code = if want == 400 { 71000020 } else { 71013670 };
+        assert_eq!(body["code"], code, "{what}: {body}");
+        let message = body["message"].as_str().expect("message");
+        // The issue: a truncated gzip upload was answered 413 "exceeds the 15 MB limit".
+        assert_eq!(want == 413, message.contains("too large") || message.contains("15 MB"));
+    }
 }
 
 /// Axum's default body limit, which the token endpoints and JSON routes keep.
 const DEFAULT_LIMIT: usize = 2 * 1024 * 1024;
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
+const MULTIPART: &str = "multipart/form-data; boundary=b0";
+
+/// A multipart body with `file` as its `file` part, split before its closing boundary.
+fn multipart(file: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut head = b"--b0\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.csv\"\r\n\
+                     Content-Type: text/csv\r\n\r\n"
+        .to_vec();
+    head.extend_from_slice(file);
+    (head, b"\r\n--b0--\r\n".to_vec())
+}
 
 async fn ep_token_endpoint_answers_unreadable_bodies_in_its_shape(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let form_type = "application/x-www-form-urlencoded";
-    let r = gzipped(post(&app, "/oauth/access_token"), form_type, cut_gzip(&form()));
-    let detail = ep_error(r.send().await.unwrap(), 400).await;
-    assert!(detail.starts_with("could not read the request body"), "{detail}");
-    let r = gzipped(post(&app, "/oauth/access_token"), form_type, b"not gzip at all".to_vec());
-    ep_error(r.send().await.unwrap(), 400).await;
+    let path = "/oauth/access_token";
     let big = bomb(b"grant_type=client_credentials&x=", DEFAULT_LIMIT, b"");
-    let r = gzipped(post(&app, "/oauth/access_token"), form_type, big);
-    ep_error(r.send().await.unwrap(), 413).await;
+    let cases = vec![
+        Case::new(Method::POST, path, FORM, cut_gzip(&form())),
+        Case::new(Method::POST, path, FORM, b"not gzip at all".to_vec()),
+        Case::new(Method::POST, path, FORM, big).status(413),
+    ];
+    expect_ep_errors(&app, None, cases).await;
 }
 
 async fn zuora_token_endpoint_answers_unreadable_bodies_in_its_shape(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let form_type = "application/x-www-form-urlencoded";
-    let r = gzipped(post(&app, "/oauth/token"), form_type, cut_gzip(&form()));
-    let message = zuora_error(r.send().await.unwrap(), 400, 71000020).await;
-    assert!(message.starts_with("could not read the request body"), "{message}");
     let big = bomb(b"grant_type=client_credentials&x=", DEFAULT_LIMIT, b"");
-    let r = gzipped(post(&app, "/oauth/token"), form_type, big);
-    zuora_error(r.send().await.unwrap(), 413, 71013670).await;
+    let cases = vec![
+        Case::new(Method::POST, "/oauth/token", FORM, cut_gzip(&form())),
+        Case::new(Method::POST, "/oauth/token", FORM, big).status(413),
+    ];
+    expect_zuora_errors(&app, None, cases).await;
 }
 
+/// PXM reads bodies three ways: the export by hand, the catalog as JSON, uploads as multipart.
 async fn pxm_routes_answer_unreadable_bodies_in_the_ep_shape(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let token = app.admin_token().await;
-    let json_type = "application/json";
-    // The export reads its (optional) body by hand.
-    let r = gzipped(
-        app.authed(Method::POST, "/pcm/products/export", &token),
-        json_type,
-        cut_gzip(&json_body()),
-    );
-    ep_error(r.send().await.unwrap(), 400).await;
-    // Catalog routes read JSON.
-    let r = gzipped(
-        app.authed(Method::POST, "/pcm/products", &token),
-        json_type,
-        cut_gzip(&json_body()),
-    );
-    ep_error(r.send().await.unwrap(), 400).await;
-    let big = bomb(b"{\"data\": ", DEFAULT_LIMIT, b"{}}");
-    let r = gzipped(app.authed(Method::POST, "/pcm/products", &token), json_type, big);
-    ep_error(r.send().await.unwrap(), 413).await;
-    // Uploads are multipart.
-    let multipart = |file: &[u8]| {
-        let mut body =
-            b"--b0\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.csv\"\r\n\
-                         Content-Type: text/csv\r\n\r\n"
-                .to_vec();
-        body.extend_from_slice(file);
-        body.extend_from_slice(b"\r\n--b0--\r\n");
-        body
-    };
-    let upload = multipart(format!("name,slug\n{}", "a,b\n".repeat(100)).as_bytes());
-    let r = gzipped(
-        app.authed(Method::POST, "/pcm/products/import", &token),
-        "multipart/form-data; boundary=b0",
-        cut_gzip(&upload),
-    );
-    ep_error(r.send().await.unwrap(), 400).await;
-    let head = multipart(b"name,slug\n");
-    let (head, tail) = head.split_at(head.len() - b"\r\n--b0--\r\n".len());
-    let big = bomb(head, 52 * 1024 * 1024, tail);
-    let r = gzipped(
-        app.authed(Method::POST, "/pcm/products/import", &token),
-        "multipart/form-data; boundary=b0",
-        big,
-    );
-    ep_error(r.send().await.unwrap(), 413).await;
-    let jobs: Value =
-        app.authed(Method::GET, "/pcm/jobs", &token).send().await.unwrap().json().await.unwrap();
+    let (head, tail) = multipart(format!("name,slug\n{}", "a,b\n".repeat(100)).as_bytes());
+    let upload = [head, tail].concat();
+    let (head, tail) = multipart(b"name,slug\n");
+    let cases = vec![
+        Case::new(Method::POST, "/pcm/products/export", JSON, cut_gzip(&json_body())),
+        Case::new(Method::POST, "/pcm/products", JSON, cut_gzip(&json_body())),
+        Case::new(Method::POST, "/pcm/products", JSON, bomb(b"{\"data\": ", DEFAULT_LIMIT, b"{}}"))
+            .status(413),
+        Case::new(Method::POST, "/pcm/products/import", MULTIPART, cut_gzip(&upload)),
+        Case::new(Method::POST, "/pcm/pricebooks/import", MULTIPART, cut_gzip(&upload)),
+        Case::new(Method::POST, "/pcm/products/import", MULTIPART, bomb(&head, 52 << 20, &tail))
+            .status(413),
+    ];
+    expect_ep_errors(&app, Some(&token), cases).await;
+    let jobs = app.authed(Method::GET, "/pcm/jobs", &token).send().await.unwrap();
+    let jobs: Value = jobs.json().await.unwrap();
     assert_eq!(jobs["data"], json!([]), "refused uploads create no job");
 }
 
+/// Promotions read JSON, and the code delete reads its body by hand.
 async fn promotions_routes_answer_unreadable_bodies_in_the_ep_shape(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let token = app.admin_token().await;
-    let json_type = "application/json";
-    // Deleting codes reads its body by hand.
     let codes = serde_json::to_vec(&json!({"data": [{"code": "x".repeat(300)}]})).unwrap();
-    let r = gzipped(
-        app.authed(Method::DELETE, "/v2/promotions/p1/codes", &token),
-        json_type,
-        cut_gzip(&codes),
-    );
-    ep_error(r.send().await.unwrap(), 400).await;
-    let big = bomb(b"{\"data\": ", DEFAULT_LIMIT, b"{}}");
-    let r = gzipped(app.authed(Method::POST, "/v2/rule-promotions", &token), json_type, big);
-    ep_error(r.send().await.unwrap(), 413).await;
-    let r = gzipped(
-        app.authed(Method::POST, "/v2/promotions", &token),
-        json_type,
-        cut_gzip(&json_body()),
-    );
-    ep_error(r.send().await.unwrap(), 400).await;
+    let cases = vec![
+        Case::new(Method::DELETE, "/v2/promotions/p1/codes", JSON, cut_gzip(&codes)),
+        Case::new(Method::POST, "/v2/promotions", JSON, cut_gzip(&json_body())),
+        Case::new(
+            Method::POST,
+            "/v2/rule-promotions",
+            JSON,
+            bomb(b"{\"data\": ", DEFAULT_LIMIT, b"{}}"),
+        )
+        .status(413),
+    ];
+    expect_ep_errors(&app, Some(&token), cases).await;
 }
 
 /// Zuora's routes read bodies three ways: JSON, the upload read by hand, and the idempotency
@@ -195,50 +222,25 @@ async fn promotions_routes_answer_unreadable_bodies_in_the_ep_shape(engine: Engi
 async fn zuora_object_routes_answer_unreadable_bodies_in_their_shape(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let token = app.zuora_token(&app.admin).await;
-    let json_type = "application/json";
-    let records = serde_json::to_vec(&json!({"records": [{"vin__c": "x".repeat(300)}]})).unwrap();
-    let path = "/objects/records/default/vehicle";
-    let r = gzipped(app.authed(Method::POST, path, &token), json_type, cut_gzip(&records));
-    zuora_error(r.send().await.unwrap(), 400, 71000020).await;
-    let r = gzipped(app.authed(Method::POST, path, &token), json_type, cut_gzip(&records))
-        .header("Idempotency-Key", "k1");
-    zuora_error(r.send().await.unwrap(), 400, 71000020).await;
-    let big = bomb(b"{\"records\": ", 17 * 1024 * 1024, b"[]}");
-    let r = gzipped(app.authed(Method::POST, path, &token), json_type, big);
-    zuora_error(r.send().await.unwrap(), 413, 71013670).await;
-
     let create = json!({"namespace": "default", "object": "vehicle", "operation": "create"});
-    let job: Value = app
-        .authed(Method::POST, "/objects/jobs", &token)
-        .json(&create)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let job = app.authed(Method::POST, "/objects/jobs", &token).json(&create).send().await;
+    let job: Value = job.unwrap().json().await.unwrap();
     let files = format!("/objects/jobs/{}/files", job["Id"].as_str().expect("a job id"));
-    let csv = format!("vin__c\n{}", "VIN0001\n".repeat(100));
-    // The issue: a truncated gzip upload was answered 413 "exceeds the 15 MB limit".
-    let r = gzipped(app.authed(Method::POST, &files, &token), "text/csv", cut_gzip(csv.as_bytes()));
-    let message = zuora_error(r.send().await.unwrap(), 400, 71000020).await;
-    assert!(!message.contains("15 MB"), "{message}");
-    let r = gzipped(app.authed(Method::POST, &files, &token), "text/csv", cut_gzip(csv.as_bytes()))
-        .header("Idempotency-Key", "k2");
-    zuora_error(r.send().await.unwrap(), 400, 71000020).await;
-    let big = bomb(b"vin__c\n", 16 * 1024 * 1024, b"");
-    let r = gzipped(app.authed(Method::POST, &files, &token), "text/csv", big);
-    let message = zuora_error(r.send().await.unwrap(), 413, 71013670).await;
-    assert!(message.contains("15 MB"), "{message}");
-    let still: Value = app
-        .authed(Method::GET, &files.replace("/files", ""), &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(still["status"], "pending", "refused uploads leave the job waiting");
+    let records = serde_json::to_vec(&json!({"records": [{"vin__c": "x".repeat(300)}]})).unwrap();
+    let csv = format!("vin__c\n{}", "VIN0001\n".repeat(100)).into_bytes();
+    let path = "/objects/records/default/vehicle";
+    let cases = vec![
+        Case::new(Method::POST, path, JSON, cut_gzip(&records)),
+        Case::new(Method::POST, path, JSON, cut_gzip(&records)).with("Idempotency-Key", "k1"),
+        Case::new(Method::POST, path, JSON, bomb(b"{\"records\": ", 17 << 20, b"[]}")).status(413),
+        Case::new(Method::POST, &files, "text/csv", cut_gzip(&csv)),
+        Case::new(Method::POST, &files, "text/csv", cut_gzip(&csv)).with("Idempotency-Key", "k2"),
+        Case::new(Method::POST, &files, "text/csv", bomb(b"vin__c\n", 16 << 20, b"")).status(413),
+    ];
+    expect_zuora_errors(&app, Some(&token), cases).await;
+    let job = app.authed(Method::GET, &files.replace("/files", ""), &token).send().await;
+    let job: Value = job.unwrap().json().await.unwrap();
+    assert_eq!(job["status"], "pending", "refused uploads leave the job waiting");
 }
 
 /// A test-lowered timeout for both reads.
