@@ -160,7 +160,7 @@ impl FromRequestParts<AppState> for ZuoraCaller {
 /// A request body the idempotency layer has read already, left in the request's extensions
 /// for the handler (see the module docs). The request's own body is the same buffer, so the
 /// JSON extractors work as usual; a handler that reads the whole body by hand takes it with
-/// [`whole_body`].
+/// `whole_body`.
 #[derive(Debug, Clone)]
 pub struct ReadBody(pub Bytes);
 
