@@ -3,8 +3,8 @@
 //! carries an absolute `expires` (Unix seconds), which the SDK uses to renew ahead of time.
 
 use super::error::EpError;
+use super::EpBody;
 use crate::state::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
 use jobline_store::{Grant, StoreError};
@@ -27,7 +27,7 @@ pub struct TokenResponse {
 /// Issues a token for client credentials or the implicit grant.
 pub async fn access_token(
     State(app): State<AppState>,
-    body: Bytes,
+    EpBody(body): EpBody,
 ) -> Result<Json<TokenResponse>, EpError> {
     let mut grant = None;
     let mut id = None;

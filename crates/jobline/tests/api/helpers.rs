@@ -43,17 +43,27 @@ impl TestApp {
     /// Starts the app on a fresh `engine` database, with a worker runtime tuned to react within
     /// a fraction of a second.
     pub(crate) async fn spawn(engine: Engine) -> Self {
-        Self::spawn_on(Arc::new(TestDb::new(engine).await), true, None).await
+        Self::spawn_with(engine, |_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with settings changed by `tune` (lowered timeouts, say).
+    pub(crate) async fn spawn_with(engine: Engine, tune: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_on(Arc::new(TestDb::new(engine).await), true, None, tune).await
     }
 
     /// A second process on this app's database serving the API only (no worker), as another
     /// node of a PostgreSQL deployment would; it knows the same admin client.
     #[allow(dead_code)] // used by the PostgreSQL-only cross-process tests
     pub(crate) async fn spawn_api_node(&self) -> Self {
-        Self::spawn_on(self.db.clone(), false, Some(self.admin.clone())).await
+        Self::spawn_on(self.db.clone(), false, Some(self.admin.clone()), |_| {}).await
     }
 
-    async fn spawn_on(db: Arc<TestDb>, worker: bool, admin: Option<NewClient>) -> Self {
+    async fn spawn_on(
+        db: Arc<TestDb>,
+        worker: bool,
+        admin: Option<NewClient>,
+        tune: impl FnOnce(&mut Config),
+    ) -> Self {
         // Bound before anything is spawned: connections queue until the app serves them.
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a random port");
         let mut config = Config::new(&db.url);
@@ -70,6 +80,7 @@ impl TestApp {
             prefetch: 0,
         });
         config.shutdown_grace = Duration::from_secs(2);
+        tune(&mut config);
         let (shutdown, stopped) = oneshot::channel::<()>();
         // A dropped sender stops the app too, so a test that forgets `stop` leaks nothing.
         let app = Application::build(config, listener, async move {

@@ -6,6 +6,7 @@
 //! Dialect modules join here as they are built: `mod pxm;`, `mod promotions;`, `mod zuora;`.
 
 mod cli;
+mod edge;
 mod engine;
 mod helpers;
 mod promotions;
