@@ -11,7 +11,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-bin="${JOBLINE_BIN:-$root/target/debug/jobline}"
+bin="${JOBLINE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/jobline}"
 cd "$here"
 
 if [[ ! -x "$bin" ]]; then

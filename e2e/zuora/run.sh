@@ -16,7 +16,7 @@ if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('zu
     "$VENV/bin/pip" install -q "zuora-sdk==$SDK_VERSION"
 fi
 
-BIN=target/debug/jobline
+BIN="${JOBLINE_BIN:-${CARGO_TARGET_DIR:-target}/debug/jobline}"
 [ -x "$BIN" ] || cargo build -p jobline
 WORK=$(mktemp -d)
 DB="sqlite:$WORK/jobline.db"

@@ -97,12 +97,12 @@ fn sleep_job(queue: &str, ms: u64) -> NewJob {
     new_job(SLEEP, queue, serde_json::json!({"ms": ms, "step_ms": 10}))
 }
 
-/// A heartbeat and poll far longer than any wait below: whatever a test sees happen, an event
-/// delivered it, not the durable heartbeat path.
+/// A heartbeat far longer than any wait below: a cancel a test sees arrive was delivered by an
+/// event, not by the durable heartbeat path. (Claims still poll: the claim loop delivers no
+/// cancels.)
 fn deaf_to_heartbeats() -> RuntimeConfig {
     RuntimeConfig {
         heartbeat: Duration::from_secs(600),
-        poll_interval: Duration::from_secs(600),
         lease: Duration::from_secs(1800),
         ..config()
     }
@@ -125,18 +125,14 @@ async fn cancel_in_same_process_arrives_without_a_heartbeat(engine: Engine) {
 }
 
 /// A cancel made through a second store (another pool, as another process would) reaches the
-/// running job: on PostgreSQL through NOTIFY alone (the worker's heartbeat is too slow to be
-/// what delivers it), and on SQLite, where no event crosses pools, through the durable path
-/// (the next heartbeat reads `cancelling`).
+/// running job: through NOTIFY on PostgreSQL (or, should the worker's LISTEN connection not be
+/// up yet, its next heartbeat), and on SQLite, where no event crosses pools, through the
+/// durable path alone (the heartbeat reads `cancelling`).
 async fn cancel_from_another_pool_arrives_by_notify_or_heartbeat(engine: Engine) {
     let db = TestDb::new(engine).await;
     let worker_store = store(&db).await;
     let api_store = store(&db).await;
-    let cfg = match engine {
-        Engine::Postgres => deaf_to_heartbeats(),
-        Engine::Sqlite => config(),
-    };
-    let rt = start(worker_store, jobline_worker::jobs::engine_kinds(Registry::new()), cfg);
+    let rt = start(worker_store, jobline_worker::jobs::engine_kinds(Registry::new()), config());
     let id = api_store.enqueue(sleep_job("q", 60_000)).await.unwrap().id;
     wait_for_state(&api_store, id, JobState::Running, Duration::from_secs(10)).await;
 
@@ -430,7 +426,7 @@ async fn dead_worker_gives_back_its_prefetched_jobs_within_one_lease(engine: Eng
     let rescuer_cfg = RuntimeConfig { slots: 4, ..cfg.clone() };
     let rescuer = start(store.clone(), Registry::new().with(Recorder(tx)), rescuer_cfg);
     // One lease, a heartbeat for the sweep to notice, and a little for the run itself.
-    let bound = lease + cfg.heartbeat * 2 + Duration::from_millis(500);
+    let bound = lease + cfg.heartbeat * 2 + Duration::from_secs(1);
     for id in &waiting {
         let left = bound.saturating_sub(died.elapsed());
         let j = wait_for_state(&store, *id, JobState::Succeeded, left).await;
