@@ -14,7 +14,7 @@
 
 use crate::config::{redacted_url, Config};
 use anyhow::Context;
-use jobline_core::{Role, SystemClock, TenantId};
+use jobline_core::{Clock, Role, SystemClock, TenantId};
 use jobline_http::AppState;
 use jobline_store::{NewClient, Store};
 use jobline_worker::{Registry, Runtime};
@@ -42,6 +42,7 @@ pub struct Application {
     bootstrap: Option<NewClient>,
     shutdown: Shutdown,
     http_grace: Duration,
+    token_lifetime: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -64,9 +65,20 @@ impl Application {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, listener, shutdown, Arc::new(SystemClock)).await
+    }
+
+    /// [`Application::build`] with the clock every stored time and expiry comes from: tests
+    /// pass a `FakeClock` to expire tokens without waiting.
+    pub async fn build_with_clock(
+        config: Config,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let addr = listener.local_addr().context("cannot read the listener's address")?;
         let url = redacted_url(&config.store.url);
-        let store = Store::connect(&config.store, Arc::new(SystemClock))
+        let store = Store::connect(&config.store, clock)
             .await
             .with_context(|| format!("cannot open database {url}"))?;
         info!(database = %url, "database ready");
@@ -83,6 +95,7 @@ impl Application {
             bootstrap,
             shutdown: Box::pin(shutdown),
             http_grace: config.shutdown_grace,
+            token_lifetime: config.token_lifetime,
         })
     }
 
@@ -110,9 +123,11 @@ impl Application {
     /// Serves HTTP and runs jobs until the shutdown future completes (or the server fails),
     /// then stops both in order and closes the store. Returns once everything has stopped.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, addr, store, runtime, shutdown, http_grace, .. } = self;
+        let Self { listener, addr, store, runtime, shutdown, http_grace, token_lifetime, .. } =
+            self;
         let stop = CancellationToken::new();
-        let router = jobline_http::app(AppState::new(store.clone()));
+        let state = AppState::new(store.clone()).with_token_lifetime(token_lifetime);
+        let router = jobline_http::app(state);
         let signal = {
             let stop = stop.clone();
             async move {

@@ -31,6 +31,8 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 pub const DEFAULT_QUEUE_CONCURRENCY: u32 = 1;
 /// Database connections per process by default.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
+/// Seconds an access token lives by default: an hour, as both vendors' tokens do.
+pub const DEFAULT_TOKEN_LIFETIME_SECS: u64 = jobline_http::DEFAULT_TOKEN_LIFETIME.as_secs();
 
 /// How logs are written (always to stderr, so stdout stays the commands' own output).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -136,6 +138,12 @@ pub struct ServeArgs {
     /// jobs read as running: a PXM job claimed ahead can no longer be cancelled [default: 0]
     #[arg(long, env = "JOBLINE_PREFETCH", value_name = "N")]
     pub prefetch: Option<usize>,
+
+    /// Seconds an access token from either token endpoint lives. zuora-sdk renews every 10
+    /// minutes and does not retry a 401, so keep it well above 600 for Zuora clients
+    /// [default: 3600]
+    #[arg(long, env = "JOBLINE_TOKEN_LIFETIME_SECS", value_name = "SECS")]
+    pub token_lifetime_secs: Option<u64>,
 }
 
 impl ServeArgs {
@@ -187,7 +195,14 @@ impl ServeArgs {
             prefetch: self.prefetch.or(file.prefetch).unwrap_or(0),
             ..RuntimeConfig::default()
         });
-        Ok(Config { store, listen, worker, shutdown_grace })
+        let token_lifetime = Duration::from_secs(at_least(
+            "token_lifetime_secs",
+            self.token_lifetime_secs
+                .or(file.token_lifetime_secs)
+                .unwrap_or(DEFAULT_TOKEN_LIFETIME_SECS),
+            1,
+        )?);
+        Ok(Config { store, listen, worker, shutdown_grace, token_lifetime })
     }
 }
 
@@ -218,6 +233,8 @@ pub struct FileConfig {
     pub queue_concurrency: Option<u32>,
     /// See `--prefetch`.
     pub prefetch: Option<usize>,
+    /// See `--token-lifetime-secs`.
+    pub token_lifetime_secs: Option<u64>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
 }
@@ -249,6 +266,8 @@ pub struct Config {
     pub worker: Option<RuntimeConfig>,
     /// How long open HTTP requests may take to finish on shutdown before they are dropped.
     pub shutdown_grace: Duration,
+    /// How long access tokens live.
+    pub token_lifetime: Duration,
 }
 
 impl Config {
@@ -259,6 +278,7 @@ impl Config {
             listen: DEFAULT_LISTEN.into(),
             worker: Some(RuntimeConfig { slots: DEFAULT_WORKERS, ..RuntimeConfig::default() }),
             shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+            token_lifetime: Duration::from_secs(DEFAULT_TOKEN_LIFETIME_SECS),
         }
     }
 }
@@ -307,6 +327,18 @@ mod tests {
         assert_eq!(worker.cancel_deadline, Duration::from_secs(30));
         assert_eq!(worker.shutdown_grace, Duration::from_secs(10));
         assert_eq!(worker.default_concurrency, 1);
+        assert_eq!(config.token_lifetime, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn token_lifetime_comes_from_the_flag_or_the_file() {
+        let from_file = serve(&ServeArgs::default(), "token_lifetime_secs = 900").unwrap();
+        assert_eq!(from_file.token_lifetime, Duration::from_secs(900));
+        let args = ServeArgs { token_lifetime_secs: Some(60), ..ServeArgs::default() };
+        assert_eq!(serve(&args, "token_lifetime_secs = 900").unwrap().token_lifetime.as_secs(), 60);
+        let zero = ServeArgs { token_lifetime_secs: Some(0), ..ServeArgs::default() };
+        let err = serve(&zero, "").unwrap_err().to_string();
+        assert!(err.contains("token_lifetime_secs"), "{err}");
     }
 
     #[test]
