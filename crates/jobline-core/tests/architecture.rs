@@ -227,3 +227,47 @@ fn crate_paths_are_found_in_every_import_form() {
     named.sort();
     assert_eq!(named, ["ep", "files", "promotions", "pxm", "state", "zuora"]);
 }
+
+/// The store's source without comment lines, file by file.
+fn store_code() -> Vec<(PathBuf, String)> {
+    rust_files(&crates_dir().join("jobline-store/src"))
+        .into_iter()
+        .map(|f| {
+            let src = fs::read_to_string(&f).unwrap();
+            let code: Vec<&str> =
+                src.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+            (f, code.join("\n"))
+        })
+        .collect()
+}
+
+/// "No `macro_rules!` in the store": every statement is written once, for both engines, through
+/// `db::Sql` and `db::Tx`, so nothing is compiled twice or returns from its caller unseen.
+#[test]
+fn the_store_has_no_macros() {
+    for (f, code) in store_code() {
+        assert!(!code.contains("macro_rules!"), "{} defines a macro", f.display());
+    }
+}
+
+/// "No job state is typed by hand in SQL": the store builds every `state = …` and `IN (…)` and
+/// the cancel statement's mask bits from core's `Action`, `JobState` and `CancelPolicy`, so the
+/// SQL and the state table cannot drift apart. A quoted state name or a literal mask bit in
+/// the store's code (comments aside) breaks that.
+#[test]
+fn the_store_types_no_state_or_mask_bit_by_hand() {
+    let states =
+        ["awaiting_input", "pending", "running", "cancelling", "succeeded", "failed", "cancelled"];
+    for (f, code) in store_code() {
+        for s in states {
+            assert!(!code.contains(&format!("'{s}'")), "{} types the state {s:?}", f.display());
+        }
+        for bit in ["& 1", "& 2", "& 4"] {
+            assert!(
+                !code.contains(&format!("cancel_mask {bit}")),
+                "{} types a cancel mask bit",
+                f.display()
+            );
+        }
+    }
+}

@@ -54,7 +54,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Logs the cause of every 500 once, at the edge, inside the request's span, and closes the
-/// connection after a 413.
+/// connection after a 413 or a 408.
 async fn log_internal_errors(
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -63,10 +63,14 @@ async fn log_internal_errors(
     if let Some(cause) = response.extensions().get::<InternalCause>() {
         tracing::error!(cause = %cause.0, "internal error");
     }
-    // A 413 goes out before the oversized body was read, so the connection cannot carry
-    // another request: say so, or a client that reuses it sees it closed under its next
-    // request. Done here, once, for every dialect's 413.
-    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+    // A 413 goes out before the oversized body was read, and a 408 before the rest of a
+    // stalled one arrived, so the connection cannot carry another request: say so, or a
+    // client that reuses it sees it closed under its next request. Done here, once, for every
+    // dialect's 413 and 408.
+    let status = response.status();
+    if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+        || status == axum::http::StatusCode::REQUEST_TIMEOUT
+    {
         response
             .headers_mut()
             .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));

@@ -183,6 +183,16 @@ fn target(action: Action, from: JobState) -> &'static str {
     }
 }
 
+/// `state = 'pending'`: the one state a claim starts from, spelled as the partial index
+/// `jobs_queue_pending` spells it (SQLite uses a partial index only for the very same term;
+/// `state IN ('pending')` would scan).
+fn claimable() -> String {
+    match Action::Claim.sources(CancelPolicy::ANY).as_slice() {
+        [one] => format!("state = '{one}'"),
+        many => format!("state IN ({})", state_list(many)),
+    }
+}
+
 /// `'running', 'cancelling'`: the states that hold a lease and a queue slot.
 fn leased() -> String {
     let held: Vec<JobState> = JobState::ALL.into_iter().filter(|s| s.holds_lease()).collect();
@@ -220,21 +230,21 @@ pub(crate) const BATCH_ROWS: usize = 500;
 /// queue to the next), so the cost grows with the queues that have work, not with every queue
 /// that ever existed. PostgreSQL locks the rows it returns and skips rows another claimer holds.
 fn claim_queues_sql(backend: Backend) -> String {
-    let pending = sources(Action::Claim);
+    let pending = claimable();
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE OF q SKIP LOCKED",
         Backend::Sqlite => "",
     };
     format!(
         "WITH RECURSIVE busy(queue) AS ( \
-           SELECT min(queue) FROM jobs WHERE state IN ({pending}) \
+           SELECT min(queue) FROM jobs WHERE {pending} \
            UNION ALL \
-           SELECT (SELECT min(j.queue) FROM jobs j WHERE j.state IN ({pending}) \
+           SELECT (SELECT min(j.queue) FROM jobs j WHERE j.{pending} \
                    AND j.queue > busy.queue) \
            FROM busy WHERE busy.queue IS NOT NULL) \
          SELECT q.key, COALESCE(q.concurrency, $1) AS concurrency FROM queues q \
          JOIN busy ON q.key = busy.queue \
-         WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.queue = q.key AND j.state IN ({pending}) \
+         WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.queue = q.key AND j.{pending} \
                        AND j.available_at <= $2) \
            AND (SELECT count(*) FROM jobs r WHERE r.queue = q.key \
                 AND r.state IN ({held})) < COALESCE(q.concurrency, $1) \
@@ -253,15 +263,15 @@ fn claim_jobs_sql(backend: Backend) -> String {
         Backend::Postgres => ("GREATEST", "LEAST"),
         Backend::Sqlite => ("MAX", "MIN"),
     };
-    let pending = sources(Action::Claim);
+    let pending = claimable();
     format!(
         "UPDATE jobs SET state = '{running}', attempt = attempt + 1, lease_owner = $1, \
            lease_expires_at = $2, started_at = $3, updated_at = $3 \
-         WHERE id IN (SELECT id FROM jobs WHERE queue = $4 AND state IN ({pending}) \
+         WHERE id IN (SELECT id FROM jobs WHERE queue = $4 AND {pending} \
                         AND available_at <= $3 ORDER BY created_at, id \
                         LIMIT {max}(0, {min}($5, $6 - (SELECT count(*) FROM jobs \
                           WHERE queue = $4 AND state IN ({held}))))) \
-           AND state IN ({pending}) \
+           AND {pending} \
          RETURNING {JOB_COLUMNS}",
         running = target(Action::Claim, JobState::Pending),
         held = leased(),
@@ -554,8 +564,19 @@ impl Store {
             sql.push(" ON CONFLICT (key) DO NOTHING");
             tx.execute(sql).await?;
         }
-        for chunk in jobs.chunks(BATCH_ROWS) {
-            tx.execute(insert_jobs(chunk, now)).await?;
+        match tx.backend() {
+            // One statement per 10,000 jobs: each column travels as one array.
+            Backend::Postgres => {
+                for chunk in jobs.chunks(UNNEST_ROWS) {
+                    tx.execute(insert_jobs_unnest(chunk, now)).await?;
+                }
+            }
+            // In-process: many small prepared statements cost little.
+            Backend::Sqlite => {
+                for chunk in jobs.chunks(BATCH_ROWS) {
+                    tx.execute(insert_jobs(chunk, now)).await?;
+                }
+            }
         }
         tx.notify(&StoreEvent::JobsAvailable).await?;
         tx.commit().await?;
@@ -1144,8 +1165,8 @@ pub struct Settled {
     pub claimed: Vec<ClaimedJob>,
 }
 
-/// `Succeed` for many jobs as one statement per chunk: the job ids, attempts and results
-/// travel as a `VALUES` list joined to `jobs` (`UPDATE … FROM`, on both engines), and each
+/// `Succeed` for many jobs as one statement per chunk (PostgreSQL): the job ids, attempts and
+/// results travel as a `VALUES` list joined to `jobs` (`UPDATE … FROM`), and each
 /// row is still guarded by its attempt and the move's source states. `$1` is now; the list
 /// goes between the head and the tail.
 static SUCCEED_MANY_HEAD: LazyLock<String> = LazyLock::new(|| {
@@ -1174,6 +1195,19 @@ async fn complete_in(
     done: &[(&ClaimedJob, Option<serde_json::Value>)],
     now: i64,
 ) -> Result<Vec<Result<Job, StoreError>>, StoreError> {
+    if tx.backend() == Backend::Sqlite {
+        // SQLite plans `UPDATE … FROM (VALUES …)` as a scan of `jobs` per batch; in-process
+        // statements are cheap, so one indexed UPDATE per job is faster there.
+        let mut out = Vec::with_capacity(done.len());
+        for (claimed, result) in done {
+            let fence = claimed.fence();
+            let sql =
+                finish_args(&SUCCEED_SQL, JobState::Succeeded, now, fence, result.as_ref(), None);
+            let row: Option<JobRow> = tx.fetch_optional(sql).await?;
+            out.push(row.ok_or(StoreError::Fenced).and_then(Job::try_from));
+        }
+        return Ok(out);
+    }
     let mut by_id: HashMap<String, JobRow> = HashMap::with_capacity(done.len());
     for chunk in done.chunks(BATCH_ROWS) {
         let mut sql = Sql::new(SUCCEED_MANY_HEAD.as_str()).bind(now);
@@ -1330,6 +1364,40 @@ fn insert_jobs(rows: &[NewJob], now: i64) -> Sql<'_> {
     sql
 }
 
+/// Rows per `UNNEST` insert on PostgreSQL: arrays have no bind-count limit, so the chunk only
+/// bounds the statement's memory.
+const UNNEST_ROWS: usize = 10_000;
+
+/// A set-based `INSERT INTO jobs` for PostgreSQL: one array per column, `UNNEST`ed into rows,
+/// far cheaper to send and plan than thousands of single binds.
+fn insert_jobs_unnest(rows: &[NewJob], now: i64) -> Sql<'static> {
+    let text = |f: &dyn Fn(&NewJob) -> Option<String>| -> Vec<Option<String>> {
+        rows.iter().map(f).collect()
+    };
+    Sql::new(
+        "INSERT INTO jobs (id, tenant_id, kind, queue, subject, state, max_attempts, \
+         cancel_mask, payload, x_request_id, created_by, available_at, created_at, updated_at) \
+         SELECT id, tenant_id, kind, queue, subject, state, max_attempts, cancel_mask, payload, \
+           x_request_id, created_by, $12, $12, $12 \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+           $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[]) \
+         AS t(id, tenant_id, kind, queue, subject, state, max_attempts, cancel_mask, payload, \
+           x_request_id, created_by)",
+    )
+    .bind(text(&|j| Some(j.id.to_string())))
+    .bind(text(&|j| Some(j.tenant.as_str().to_owned())))
+    .bind(text(&|j| Some(j.kind.name.to_owned())))
+    .bind(text(&|j| Some(j.queue.as_str().to_owned())))
+    .bind(text(&|j| j.subject.clone()))
+    .bind(text(&|j| Some(j.initial.state().as_str().to_owned())))
+    .bind(rows.iter().map(|j| i64::from(j.kind.max_attempts)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|j| j.kind.cancel.mask()).collect::<Vec<_>>())
+    .bind(text(&|j| Some(j.payload.to_string())))
+    .bind(text(&|j| j.x_request_id.clone()))
+    .bind(text(&|j| j.created_by.clone()))
+    .bind(now)
+}
+
 /// Inserts a job file inside an open transaction.
 async fn insert_file(tx: &mut Tx, job: JobId, file: &JobFile, now: i64) -> Result<(), StoreError> {
     tx.execute(
@@ -1346,20 +1414,3 @@ async fn insert_file(tx: &mut Tx, job: JobId, file: &JobFile, now: i64) -> Resul
     .await?;
     Ok(())
 }
-
-// TEMPORARY: the old fence-check macro, until every module is on `db::Tx`.
-macro_rules! check_fence_legacy {
-    ($tx:ident, $fence:expr, $now:expr) => {{
-        let affected = sqlx::query($fence.check_sql())
-            .bind($now)
-            .bind($fence.job_id().to_string())
-            .bind($fence.attempt_param())
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected();
-        if affected == 0 {
-            return Err(StoreError::Fenced);
-        }
-    }};
-}
-pub(crate) use check_fence_legacy;

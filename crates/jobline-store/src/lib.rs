@@ -130,47 +130,6 @@ pub struct Store {
     pub(crate) inner: Arc<Inner>,
 }
 
-// TEMPORARY: the old per-engine macros, until every module is on `db::Tx`.
-/// Runs `$body` once per engine with `$pool` bound to the engine's pool (the reader on SQLite).
-/// The body is compiled for both, so one query text serves both engines.
-macro_rules! read_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.inner.db {
-            $crate::Db::Sqlite { read: $pool, .. } => $body,
-            $crate::Db::Postgres($pool) => $body,
-        }
-    };
-}
-
-/// Runs `$body` inside a write transaction `$tx` and commits it if the body does not return
-/// early with `?`; an early return drops the transaction, which rolls it back. `$pg` is true on
-/// PostgreSQL, for the few statements that differ.
-macro_rules! write_tx {
-    ($store:expr, |$tx:ident, $pg:ident| $body:expr) => {
-        match &$store.inner.db {
-            $crate::Db::Sqlite { write, .. } => {
-                #[allow(unused_variables)]
-                let $pg = false;
-                let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-            $crate::Db::Postgres(pool) => {
-                #[allow(unused_variables)]
-                let $pg = true;
-                let mut $tx = pool.begin().await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-        }
-    };
-}
-
-pub(crate) use read_pool;
-pub(crate) use write_tx;
-
 impl Store {
     /// Connects to `config.url` and brings the schema up to date.
     pub async fn connect(config: &StoreConfig, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {

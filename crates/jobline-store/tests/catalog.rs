@@ -15,7 +15,9 @@ use jobline_store::{
 use jobline_testkit::{on_both_engines, Engine, TestDb};
 use serde_json::json;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Barrier;
 
 const PXM_JOB: KindSpec =
     KindSpec { name: "pxm/test", cancel: CancelPolicy::PENDING_OR_RUNNING, max_attempts: 1 };
@@ -1001,6 +1003,82 @@ async fn variations_and_options_are_managed(engine: Engine) {
     assert!(is_not_found(store.get_variation_option(&t, small.id).await));
 }
 
+/// An error of an edit's own, to show `update_*_with` hands it back untouched.
+#[derive(Debug)]
+enum EditError {
+    Refused,
+    Store(StoreError),
+}
+
+impl From<StoreError> for EditError {
+    fn from(e: StoreError) -> Self {
+        EditError::Store(e)
+    }
+}
+
+/// The input that leaves `p` as it is, as a partial update starts from it.
+fn unchanged(p: &jobline_core::Product) -> ProductInput {
+    ProductInput { id: None, extras: json!({}), ..ProductInput::from(p) }
+}
+
+async fn partial_updates_merge_over_the_record_read_in_their_transaction(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let t = tenant("t1");
+    let p = store.create_product(&t, &product("shirt")).await.unwrap();
+
+    // The change sees the stored record; its own error writes nothing and comes back as is.
+    let refused = store
+        .update_product_with(&t, p.id, |current| {
+            assert_eq!(current, &p);
+            Err::<ProductInput, _>(EditError::Refused)
+        })
+        .await;
+    assert!(matches!(refused, Err(EditError::Refused)), "{refused:?}");
+    let missing = store.update_product_with(&t, ProductId::new(), |c| Ok(unchanged(c))).await;
+    assert!(matches!(missing, Err(EditError::Store(StoreError::NotFound))), "{missing:?}");
+    let mut bad = unchanged(&p);
+    bad.slug = "not a slug".into();
+    let other_kind = store.update_hierarchy_with(&t, jobline_core::HierarchyId::new(), |_| {
+        Ok::<_, StoreError>(hierarchy("never read"))
+    });
+    assert!(is_not_found(other_kind.await));
+    let invalid = store.update_product_with(&t, p.id, |_| Ok::<_, StoreError>(bad)).await;
+    assert!(matches!(invalid, Err(StoreError::Invalid(_))), "{invalid:?}");
+    assert_eq!(store.get_product(&t, p.id).await.unwrap(), p, "nothing was written");
+
+    // Two partial edits of different fields, started together: neither is lost (PostgreSQL
+    // locks the row read for the edit; SQLite has one writer).
+    let id = p.id;
+    for round in 0..20 {
+        clock.advance(Duration::from_millis(1));
+        let barrier = Arc::new(Barrier::new(2));
+        let edit = |name: Option<String>, sku: Option<String>| {
+            let (store, t, barrier) = (store.clone(), t.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .update_product_with(&t, id, move |current| {
+                        let mut input = unchanged(current);
+                        input.name = name.unwrap_or(input.name);
+                        input.sku = sku.or(input.sku);
+                        Ok::<_, StoreError>(input)
+                    })
+                    .await
+            })
+        };
+        let renamed = edit(Some(format!("Name {round}")), None);
+        let reskued = edit(None, Some(format!("SKU-{round}")));
+        renamed.await.unwrap().unwrap();
+        reskued.await.unwrap().unwrap();
+        let after = store.get_product(&t, id).await.unwrap();
+        assert_eq!(
+            (after.name, after.sku),
+            (format!("Name {round}"), Some(format!("SKU-{round}"))),
+            "round {round}: an edit was lost"
+        );
+    }
+}
+
 on_both_engines!(
     products_are_created_read_listed_updated_and_deleted,
     invalid_inputs_are_refused_before_anything_is_written,
@@ -1018,4 +1096,5 @@ on_both_engines!(
     export_pages_by_keyset_across_2500_products,
     price_books_and_prices_upsert_by_external_ref,
     variations_and_options_are_managed,
+    partial_updates_merge_over_the_record_read_in_their_transaction,
 );

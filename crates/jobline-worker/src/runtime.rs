@@ -192,7 +192,12 @@ impl Runtime {
                 }
             }
             let held = self.running_count() + self.local_count();
-            let want = if look { (slots + inner.config.prefetch).saturating_sub(held) } else { 0 };
+            // Finished jobs free places in their queues: claim with them in the same round trip.
+            let want = if look || !done.is_empty() {
+                (slots + inner.config.prefetch).saturating_sub(held)
+            } else {
+                0
+            };
             let mut claimed_all = false;
             if !done.is_empty() || want > 0 {
                 match self.settle(&mut done, want).await {

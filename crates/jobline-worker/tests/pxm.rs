@@ -450,6 +450,34 @@ async fn price_import_stops_at_the_first_error(engine: Engine) {
     assert_eq!(prices.len(), 1, "nothing written by files refused while reading");
 }
 
+/// A gzip file that decompresses past the cap (a bomb: one price book, then 201 MiB of spaces
+/// that gzip to a fraction of a megabyte) fails the job with the reason in its errors, before
+/// anything is written, and without ever holding the decompressed text.
+async fn price_import_of_a_gzip_bomb_fails_with_the_reason_and_writes_nothing(engine: Engine) {
+    let db = TestDb::new(engine).await;
+    let store = store(&db).await;
+    let book = r#"{"data":{"type":"pricebook","attributes":{"name":"B","external_ref":"b1"}}}"#;
+    let mut bomb = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    bomb.write_all(book.as_bytes()).unwrap();
+    let spaces = vec![b' '; 1024 * 1024];
+    for _ in 0..201 {
+        bomb.write_all(&spaces).unwrap();
+    }
+    let bomb = bomb.finish().unwrap();
+    assert!(bomb.len() < 1024 * 1024, "the bomb is small: {} bytes", bomb.len());
+    let job = run(&store, kinds::pxm::PRICE_IMPORT, json!({"gzip": true}), Some(bomb)).await;
+    assert_eq!(job.state, JobState::Failed);
+    let reason =
+        "error processing gzip file: it decompresses to more than 209715200 bytes (200 MiB)";
+    assert_eq!(job.error.as_deref(), Some(reason));
+    let errs = errors(&store, job.id).await;
+    assert_eq!(
+        errs.iter().map(|e| (e.row, e.message.as_str())).collect::<Vec<_>>(),
+        [(None, reason)]
+    );
+    assert!(store.list_pricebooks(&tenant(), 0, 10).await.unwrap().items.is_empty());
+}
+
 /// PXM jobs cancel only while pending (A.4): with an import held between two batches, a cancel
 /// of it is refused, while the import queued behind it is cancelled and never runs.
 async fn queued_import_is_cancelled_and_never_runs_while_running_one_is_not(engine: Engine) {
@@ -499,5 +527,6 @@ on_both_engines!(
     child_build_and_rebuild_keep_ids_and_ambiguous_rules_fail,
     price_import_reads_pretty_printed_and_gzip_files,
     price_import_stops_at_the_first_error,
+    price_import_of_a_gzip_bomb_fails_with_the_reason_and_writes_nothing,
     queued_import_is_cancelled_and_never_runs_while_running_one_is_not,
 );

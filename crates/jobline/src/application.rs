@@ -6,19 +6,21 @@
 //! (a signal in `main`, a oneshot in tests).
 //!
 //! Shutdown order: stop accepting HTTP and let open requests finish (up to the grace period),
-//! while the worker runtime stops claiming and releases the jobs it runs; then close the store.
+//! while the worker runtime stops claiming and stops the jobs it runs at their next checkpoint
+//! (within the same grace), releasing them to their queues; then close the store.
 //! Nothing here is aborted: both halves stop through the same `CancellationToken`.
 //!
 //! This module prints nothing: what a person must see (the bootstrap credentials) is handed to
 //! the CLI through [`Application::bootstrap_client`].
 
 use crate::config::{redacted_url, Config};
+use crate::server::{self, ReadTimeouts};
 use anyhow::Context;
 use jobline_core::{Clock, Role, SystemClock, TenantId};
 use jobline_http::AppState;
 use jobline_store::{NewClient, Store};
 use jobline_worker::{Registry, Runtime};
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -42,6 +44,7 @@ pub struct Application {
     bootstrap: Option<NewClient>,
     shutdown: Shutdown,
     http_grace: Duration,
+    read_timeouts: ReadTimeouts,
     token_lifetime: Duration,
 }
 
@@ -95,6 +98,10 @@ impl Application {
             bootstrap,
             shutdown: Box::pin(shutdown),
             http_grace: config.shutdown_grace,
+            read_timeouts: ReadTimeouts {
+                header: config.header_read_timeout,
+                body: config.body_read_timeout,
+            },
             token_lifetime: config.token_lifetime,
         })
     }
@@ -120,11 +127,20 @@ impl Application {
         self.bootstrap.as_ref()
     }
 
-    /// Serves HTTP and runs jobs until the shutdown future completes (or the server fails),
-    /// then stops both in order and closes the store. Returns once everything has stopped.
+    /// Serves HTTP and runs jobs until the shutdown future completes, then stops both in order
+    /// and closes the store. Returns once everything has stopped.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, addr, store, runtime, shutdown, http_grace, token_lifetime, .. } =
-            self;
+        let Self {
+            listener,
+            addr,
+            store,
+            runtime,
+            shutdown,
+            http_grace,
+            read_timeouts,
+            token_lifetime,
+            ..
+        } = self;
         let stop = CancellationToken::new();
         let state = AppState::new(store.clone()).with_token_lifetime(token_lifetime);
         let router = jobline_http::app(state);
@@ -139,28 +155,26 @@ impl Application {
             }
         };
         info!("listening on {addr}");
-        let server = axum::serve(listener, router).with_graceful_shutdown(signal).into_future();
+        let server = server::serve(listener, router, read_timeouts, signal);
         let http = async {
-            let served = tokio::select! {
-                served = server => served,
+            tokio::select! {
+                () = server => {}
                 () = grace_after(&stop, http_grace) => {
                     warn!(grace = ?http_grace, "open HTTP requests did not finish in time; dropping them");
-                    Ok(())
                 }
             };
-            // If the server failed on its own, the worker must stop too.
+            // Whatever ended the server, the worker must stop too.
             stop.cancel();
-            served
         };
         let worker = async {
             if let Some(runtime) = &runtime {
                 runtime.run(stop.clone()).await;
             }
         };
-        let (served, ()) = tokio::join!(http, worker);
+        tokio::join!(http, worker);
         store.close().await;
         info!("stopped");
-        served.context("the HTTP server failed")
+        Ok(())
     }
 }
 

@@ -25,12 +25,20 @@ pub const DEFAULT_WORKERS: usize = 4;
 pub const DEFAULT_LEASE_SECS: u64 = 10;
 /// Seconds a cancelled handler has to stop, by default.
 pub const DEFAULT_CANCEL_DEADLINE_SECS: u64 = 30;
-/// Seconds running jobs (and open HTTP requests) get on shutdown, by default.
+/// Seconds open HTTP requests get to finish, and running jobs to reach their next checkpoint,
+/// on shutdown, by default.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 /// Running jobs per queue without a setting of its own, by default.
 pub const DEFAULT_QUEUE_CONCURRENCY: u32 = 1;
 /// Database connections per process by default.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
+/// Seconds a client has to send a request's headers, by default (hyper's own default; a
+/// client on a slow link sends a few hundred bytes of headers in well under a second).
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 30;
+/// The longest pause, in seconds, while a request body arrives, by default (nginx's
+/// `client_body_timeout`). It bounds each pause, not the whole upload, so a 50 MB import on a
+/// slow link is never cut off while its bytes keep coming.
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 60;
 /// Seconds an access token lives by default: an hour, as both vendors' tokens do.
 pub const DEFAULT_TOKEN_LIFETIME_SECS: u64 = jobline_http::DEFAULT_TOKEN_LIFETIME.as_secs();
 
@@ -124,14 +132,24 @@ pub struct ServeArgs {
     #[arg(long, env = "JOBLINE_CANCEL_DEADLINE_SECS", value_name = "SECS")]
     pub cancel_deadline_secs: Option<u64>,
 
-    /// Seconds running jobs and open requests get on shutdown; unfinished jobs go back to
-    /// their queue [default: 10]
+    /// Seconds open requests get to finish, and running jobs to reach their next checkpoint,
+    /// on shutdown; stopped jobs go back to their queue [default: 10]
     #[arg(long, env = "JOBLINE_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
     pub shutdown_grace_secs: Option<u64>,
 
     /// Jobs of one queue that may run at once, for queues without their own limit [default: 1]
     #[arg(long, env = "JOBLINE_QUEUE_CONCURRENCY", value_name = "N")]
     pub queue_concurrency: Option<u32>,
+
+    /// Seconds a client has to send a request's headers (and an idle keep-alive connection
+    /// stays open); after that the connection is closed [default: 30]
+    #[arg(long, env = "JOBLINE_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+
+    /// Longest pause, in seconds, while a request body arrives; after it the request gets 408
+    /// [default: 60]
+    #[arg(long, env = "JOBLINE_BODY_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub body_read_timeout_secs: Option<u64>,
 
     /// Jobs a worker claims ahead of its free slots into a local queue, so a freed slot starts
     /// the next job without a database round trip (throughput for many short jobs). Claimed
@@ -185,6 +203,20 @@ impl ServeArgs {
             self.queue_concurrency.or(file.queue_concurrency).unwrap_or(DEFAULT_QUEUE_CONCURRENCY),
             1,
         )?;
+        let header_read_timeout = Duration::from_secs(at_least(
+            "header_read_timeout_secs",
+            self.header_read_timeout_secs
+                .or(file.header_read_timeout_secs)
+                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            1,
+        )?);
+        let body_read_timeout = Duration::from_secs(at_least(
+            "body_read_timeout_secs",
+            self.body_read_timeout_secs
+                .or(file.body_read_timeout_secs)
+                .unwrap_or(DEFAULT_BODY_READ_TIMEOUT_SECS),
+            1,
+        )?);
         let worker = (workers > 0).then(|| RuntimeConfig {
             slots: workers,
             lease,
@@ -202,7 +234,15 @@ impl ServeArgs {
                 .unwrap_or(DEFAULT_TOKEN_LIFETIME_SECS),
             1,
         )?);
-        Ok(Config { store, listen, worker, shutdown_grace, token_lifetime })
+        Ok(Config {
+            store,
+            listen,
+            worker,
+            shutdown_grace,
+            header_read_timeout,
+            body_read_timeout,
+            token_lifetime,
+        })
     }
 }
 
@@ -233,6 +273,10 @@ pub struct FileConfig {
     pub queue_concurrency: Option<u32>,
     /// See `--prefetch`.
     pub prefetch: Option<usize>,
+    /// See `--header-read-timeout-secs`.
+    pub header_read_timeout_secs: Option<u64>,
+    /// See `--body-read-timeout-secs`.
+    pub body_read_timeout_secs: Option<u64>,
     /// See `--token-lifetime-secs`.
     pub token_lifetime_secs: Option<u64>,
     /// See `--log-format`.
@@ -266,6 +310,10 @@ pub struct Config {
     pub worker: Option<RuntimeConfig>,
     /// How long open HTTP requests may take to finish on shutdown before they are dropped.
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request's headers before its connection is closed.
+    pub header_read_timeout: Duration,
+    /// The longest pause allowed while a request body arrives; then the request gets 408.
+    pub body_read_timeout: Duration,
     /// How long access tokens live.
     pub token_lifetime: Duration,
 }
@@ -278,6 +326,8 @@ impl Config {
             listen: DEFAULT_LISTEN.into(),
             worker: Some(RuntimeConfig { slots: DEFAULT_WORKERS, ..RuntimeConfig::default() }),
             shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            body_read_timeout: Duration::from_secs(DEFAULT_BODY_READ_TIMEOUT_SECS),
             token_lifetime: Duration::from_secs(DEFAULT_TOKEN_LIFETIME_SECS),
         }
     }
@@ -327,7 +377,18 @@ mod tests {
         assert_eq!(worker.cancel_deadline, Duration::from_secs(30));
         assert_eq!(worker.shutdown_grace, Duration::from_secs(10));
         assert_eq!(worker.default_concurrency, 1);
+        assert_eq!(config.header_read_timeout, Duration::from_secs(30));
+        assert_eq!(config.body_read_timeout, Duration::from_secs(60));
         assert_eq!(config.token_lifetime, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn read_timeouts_come_from_flags_or_the_file() {
+        let args = ServeArgs { header_read_timeout_secs: Some(5), ..ServeArgs::default() };
+        let config =
+            serve(&args, "header_read_timeout_secs = 9\nbody_read_timeout_secs = 7").unwrap();
+        assert_eq!(config.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(config.body_read_timeout, Duration::from_secs(7));
     }
 
     #[test]
@@ -380,6 +441,8 @@ mod tests {
             (ServeArgs { lease_secs: Some(0), ..ServeArgs::default() }, "", "lease_secs"),
             (ServeArgs { heartbeat_ms: Some(10_000), ..ServeArgs::default() }, "", "heartbeat_ms"),
             (ServeArgs::default(), "queue_concurrency = 0", "queue_concurrency"),
+            (ServeArgs::default(), "header_read_timeout_secs = 0", "header_read_timeout_secs"),
+            (ServeArgs::default(), "body_read_timeout_secs = 0", "body_read_timeout_secs"),
             (ServeArgs::default(), "database_url = \"mysql://x\"", "sqlite: or postgres:"),
         ];
         for (args, file, named) in cases {

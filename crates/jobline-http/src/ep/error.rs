@@ -7,6 +7,7 @@
 //! Every conversion from a lower layer's error lives here. A 500 never carries its cause: the
 //! cause is stored in the response extensions and logged once by the app's middleware.
 
+use crate::shared::BodyError;
 use crate::state::InternalCause;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -52,6 +53,9 @@ pub enum EpError {
     /// The body is over the limit.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The client stopped sending the body it announced for longer than the body-read timeout.
+    #[error("the request body was not received in time")]
+    RequestTimeout,
     /// The path exists, the method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -81,6 +85,7 @@ impl EpError {
             EpError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Unprocessable Entity"),
             EpError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
             EpError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+            EpError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
             EpError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
             EpError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type")
@@ -149,6 +154,18 @@ impl From<StoreError> for EpError {
                 "a resource with the same value already exists ({constraint})"
             )),
             other => EpError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<BodyError> for EpError {
+    fn from(err: BodyError) -> Self {
+        match err {
+            BodyError::TooLarge => EpError::PayloadTooLarge("the request body is too large".into()),
+            BodyError::TimedOut => EpError::RequestTimeout,
+            BodyError::Malformed(cause) => {
+                EpError::BadRequest(format!("could not read the request body: {cause}"))
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! What the two Elastic Path dialects (PXM and Promotions) share: the token endpoint, bearer
 //! authentication, the error document (with the success codes beside it), list paging and
-//! filters, the timestamp format, and body extractors that answer in Elastic Path's error shape
-//! instead of axum's plain-text rejections. Neither dialect imports the other; what both need
+//! filters, the timestamp format, and body extractors ([`EpJson`], [`EpBody`]) that answer in
+//! Elastic Path's error shape instead of axum's plain-text rejections. Neither dialect imports the other; what both need
 //! comes from here.
 
 pub mod auth;
@@ -11,7 +11,9 @@ pub mod params;
 
 pub use error::{Created, NoContent};
 
+use crate::shared::BodyError;
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::routing::post;
@@ -52,17 +54,22 @@ fn json_rejection(rejection: &JsonRejection) -> EpError {
         JsonRejection::JsonSyntaxError(e) => {
             EpError::BadRequest(format!("malformed JSON: {}", e.body_text()))
         }
-        JsonRejection::BytesRejection(e) => body_rejection(e.status().as_u16(), &e.body_text()),
+        JsonRejection::BytesRejection(e) => BodyError::of(e).into(),
         other => EpError::BadRequest(other.body_text()),
     }
 }
 
-/// Maps a failed body read: over the body limit is 413, anything else 400.
-pub(crate) fn body_rejection(status: u16, text: &str) -> EpError {
-    if status == 413 {
-        EpError::PayloadTooLarge("the request body is too large".into())
-    } else {
-        EpError::BadRequest(format!("could not read the request body: {text}"))
+/// The raw body (a form, or JSON sent without a JSON content type), within the route's body
+/// limit; a body that cannot be read (over the limit, bad gzip, too slow) gets the Elastic Path
+/// error shape (413/400/408) instead of axum's plain text.
+#[derive(Debug)]
+pub struct EpBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for EpBody {
+    type Rejection = EpError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, EpError> {
+        Bytes::from_request(req, state).await.map(EpBody).map_err(|e| BodyError::of(&e).into())
     }
 }
 

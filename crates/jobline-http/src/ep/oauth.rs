@@ -4,8 +4,8 @@
 //! Tokens live `AppState::token_lifetime` (an hour unless configured, as Elastic Path's do).
 
 use super::error::EpError;
+use super::EpBody;
 use crate::state::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
 use jobline_store::{Credentials, StoreError};
@@ -24,7 +24,7 @@ pub struct TokenResponse {
 /// Issues a token for client credentials or the implicit grant.
 pub async fn access_token(
     State(app): State<AppState>,
-    body: Bytes,
+    EpBody(body): EpBody,
 ) -> Result<Json<TokenResponse>, EpError> {
     let mut grant = None;
     let mut id = None;

@@ -6,9 +6,8 @@ use super::Family;
 use crate::ep::auth::EpAdmin;
 use crate::ep::error::EpError;
 use crate::ep::params::{links_and_meta, ListQuery};
-use crate::ep::{Created, EpJson, NoContent};
+use crate::ep::{Created, EpBody, EpJson, NoContent};
 use crate::state::AppState;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::{Extension, Json};
@@ -117,7 +116,7 @@ pub async fn remove(
     State(app): State<AppState>,
     caller: EpAdmin,
     Path(id): Path<String>,
-    body: Bytes,
+    EpBody(body): EpBody,
 ) -> Result<NoContent, EpError> {
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| EpError::BadRequest(format!("malformed JSON: {e}")))?;

@@ -8,9 +8,11 @@ use super::jobs::render;
 use crate::ep::auth::EpAdmin;
 use crate::ep::error::EpError;
 use crate::ep::params::parse_filter;
-use crate::ep::Created;
+use crate::ep::{Created, EpBody};
 use crate::request_id::RequestId;
+use crate::shared::BodyError;
 use crate::state::AppState;
+use axum::extract::multipart::MultipartError;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, Uri};
 use axum::Json;
@@ -44,23 +46,25 @@ async fn read_upload(req: Request) -> Result<Upload, EpError> {
             "expected a multipart/form-data body with a `file` part holding the file".into(),
         ));
     }
-    let mut multipart = Multipart::from_request(req, &())
-        .await
-        .map_err(|e| crate::ep::body_rejection(e.status().as_u16(), &e.body_text()))?;
+    // A body that cannot be read (over the limit, bad gzip, too slow) fails the multipart
+    // reader with the cause in its `source()` chain; anything else is bad multipart framing.
+    let unreadable = |e: MultipartError| match BodyError::of(&e) {
+        BodyError::Malformed(_) => {
+            EpError::BadRequest(format!("could not read the request body: {}", e.body_text()))
+        }
+        other => other.into(),
+    };
+    let mut multipart = Multipart::from_request(req, &()).await.map_err(|e| {
+        EpError::BadRequest(format!("could not read the request body: {}", e.body_text()))
+    })?;
     let mut upload = Upload { file: Vec::new(), compression: None };
     let mut saw_file = false;
     loop {
-        let field = multipart
-            .next_field()
-            .await
-            .map_err(|e| crate::ep::body_rejection(e.status().as_u16(), &e.body_text()))?;
+        let field = multipart.next_field().await.map_err(unreadable)?;
         let Some(field) = field else { break };
         match field.name() {
             Some("file") => {
-                let bytes = field
-                    .bytes()
-                    .await
-                    .map_err(|e| crate::ep::body_rejection(e.status().as_u16(), &e.body_text()))?;
+                let bytes = field.bytes().await.map_err(unreadable)?;
                 if bytes.len() > MAX_IMPORT_BYTES {
                     return Err(EpError::PayloadTooLarge(format!(
                         "the file is {} bytes; the limit is {MAX_IMPORT_BYTES} bytes (50 MB)",
@@ -71,10 +75,7 @@ async fn read_upload(req: Request) -> Result<Upload, EpError> {
                 saw_file = true;
             }
             Some("file_compression") => {
-                let text = field
-                    .text()
-                    .await
-                    .map_err(|e| crate::ep::body_rejection(e.status().as_u16(), &e.body_text()))?;
+                let text = field.text().await.map_err(unreadable)?;
                 upload.compression = Some(text.trim().to_ascii_lowercase());
             }
             _ => {}
@@ -193,7 +194,7 @@ pub async fn export_products(
     caller: EpAdmin,
     rid: RequestId,
     uri: Uri,
-    body: axum::body::Bytes,
+    EpBody(body): EpBody,
 ) -> Result<Created<Json<JobDocument>>, EpError> {
     let mut filter = None;
     let mut template_slugs = false;

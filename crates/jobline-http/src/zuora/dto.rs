@@ -86,10 +86,13 @@ impl From<&Job> for BulkJob {
         let field =
             |k: &str| job.payload.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
         let by = job.created_by.clone().unwrap_or_default();
-        // C.3: from submission to completion; 0 while not done (and for a job cancelled
-        // before it ran, which has no completion time).
-        let processing_time =
-            job.completed_at.map_or(0, |done| (done - job.created_at).num_milliseconds().max(0));
+        // C.3: the time spent processing, from the (last) start of the run to its completion;
+        // not the wait for the upload or in the queue. 0 while not done, and for a job that
+        // never ran (cancelled while waiting).
+        let processing_time = match (job.started_at, job.completed_at) {
+            (Some(start), Some(done)) => (done - start).num_milliseconds().max(0),
+            _ => 0,
+        };
         BulkJob {
             id: job.id.to_string(),
             created_by_id: by.clone(),
@@ -208,5 +211,45 @@ mod tests {
             assert!(states_for_status(word).unwrap().contains(&s), "{s}");
         }
         assert_eq!(states_for_status("processing"), None);
+    }
+
+    #[test]
+    fn processing_time_counts_the_run_not_the_wait() {
+        let t0 = jobline_core::clock::from_millis(1_700_000_000_000);
+        let minute = chrono::Duration::seconds(60);
+        let tenant = jobline_core::TenantId::parse("t1").unwrap();
+        let queue = jobline_core::kinds::zuora::queue(&tenant);
+        let new = jobline_core::NewJob::new(
+            tenant,
+            jobline_core::kinds::zuora::BULK,
+            queue,
+            serde_json::json!({}),
+        );
+        let mut job = Job {
+            id: new.id,
+            tenant: new.tenant,
+            kind: new.kind.name.to_owned(),
+            queue: new.queue,
+            subject: None,
+            state: JobState::Succeeded,
+            attempt: 1,
+            max_attempts: 3,
+            cancel: new.kind.cancel,
+            payload: new.payload,
+            result: None,
+            error: None,
+            progress: jobline_core::Progress::default(),
+            x_request_id: None,
+            created_by: None,
+            created_at: t0,
+            updated_at: t0 + minute * 10,
+            // Waited ten minutes for its upload and the queue, then ran for 1.5 s.
+            started_at: Some(t0 + minute * 10),
+            completed_at: Some(t0 + minute * 10 + chrono::Duration::milliseconds(1500)),
+        };
+        assert_eq!(BulkJob::from(&job).processing_time, 1500);
+        job.started_at = None;
+        job.completed_at = Some(t0);
+        assert_eq!(BulkJob::from(&job).processing_time, 0, "never ran");
     }
 }

@@ -5,13 +5,17 @@
 //! Codes are Zuora's resource code + category. Where Zuora documents none we chose one and say
 //! so here: `710000xx` for the common headers and body parsing, `710110xx` for definitions
 //! (`jobline_core::zuora::codes`), `71013070` for the 6th active job (DECISIONS.md),
-//! `71013630` for a refused cancel, `71013670` for an upload over 15 MB, `71013030` for a
-//! failed job's `error`, `71000030` for an `Idempotency-Key` reused with another request.
+//! `71013630` for a refused cancel, `71013670` for an upload over 15 MB and for any body over
+//! its route's limit, `71000070` for a body not received within the body-read timeout (category
+//! 70, "limit exceeded"), `71013030` for a failed job's `error`, `71000030` for an
+//! `Idempotency-Key` reused with another request. A body that cannot be read otherwise (a gzip
+//! stream cut off or not gzip) is a body-parsing problem, `71000020`, like malformed JSON.
 //!
 //! Every conversion from a lower layer's error lives here, and no other file under
 //! `src/zuora/` names a status code. A 500 never carries its cause: it is stored in the
 //! response extensions and logged once by the app's middleware.
 
+use crate::shared::BodyError;
 use crate::state::InternalCause;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,8 +40,10 @@ pub const TOO_MANY_JOBS: i64 = 71013070;
 pub const UPLOAD_BAD_REQUEST: i64 = 71013620;
 /// A cancel of a job that is neither accepted nor pending (DECISIONS.md).
 pub const NOT_CANCELLABLE: i64 = 71013630;
-/// An upload over 15 MB.
+/// An upload over 15 MB, or any body over its route's limit.
 pub const FILE_TOO_LARGE: i64 = 71013670;
+/// A body not received within the body-read timeout.
+pub const BODY_TIMEOUT: i64 = 71000070;
 /// Definition not found.
 pub const DEFINITION_NOT_FOUND: i64 = 71011040;
 /// Record not found.
@@ -60,6 +66,8 @@ pub enum Kind {
     Conflict,
     /// 413.
     TooLarge,
+    /// 408.
+    Timeout,
     /// 500.
     Internal,
 }
@@ -114,6 +122,7 @@ impl ZuoraError {
                 Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
                 Kind::Conflict => StatusCode::CONFLICT,
                 Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                Kind::Timeout => StatusCode::REQUEST_TIMEOUT,
                 Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ZuoraError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -160,6 +169,25 @@ impl From<StoreError> for ZuoraError {
                 format!("Maximum number of concurrent jobs ({limit}) reached, please retry later."),
             ),
             other => ZuoraError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<BodyError> for ZuoraError {
+    fn from(err: BodyError) -> Self {
+        match err {
+            BodyError::TooLarge => {
+                ZuoraError::new(Kind::TooLarge, FILE_TOO_LARGE, "the request body is too large")
+            }
+            BodyError::TimedOut => ZuoraError::new(
+                Kind::Timeout,
+                BODY_TIMEOUT,
+                "the request body was not received in time",
+            ),
+            BodyError::Malformed(cause) => ZuoraError::bad_request(
+                BAD_HEADER,
+                format!("could not read the request body: {cause}"),
+            ),
         }
     }
 }

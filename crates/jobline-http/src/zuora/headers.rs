@@ -17,7 +17,7 @@
 //! handler neither authenticates again nor reads the body a second time.
 
 use super::error::{self, Kind, ZuoraError};
-use crate::shared::bearer;
+use crate::shared::{bearer, read_body, BodyError};
 use crate::state::AppState;
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{FromRequestParts, Request, State};
@@ -160,17 +160,18 @@ impl FromRequestParts<AppState> for ZuoraCaller {
 /// A request body the idempotency layer has read already, left in the request's extensions
 /// for the handler (see the module docs). The request's own body is the same buffer, so the
 /// JSON extractors work as usual; a handler that reads the whole body by hand takes it with
-/// [`whole_body`].
+/// `whole_body`.
 #[derive(Debug, Clone)]
 pub struct ReadBody(pub Bytes);
 
-/// The whole body of `request`, or `None` when it is over `limit` bytes: the idempotency
-/// layer's [`ReadBody`] when it read the body already, else read now.
-pub(crate) async fn whole_body(request: Request, limit: usize) -> Option<Bytes> {
+/// The whole body of `request`, at most `limit` bytes: the idempotency layer's [`ReadBody`]
+/// when it read the body already, else read now. The error says why it could not be read, so
+/// a body cut off is not taken for one over the limit.
+pub(crate) async fn whole_body(request: Request, limit: usize) -> Result<Bytes, BodyError> {
     if let Some(ReadBody(bytes)) = request.extensions().get::<ReadBody>() {
-        return (bytes.len() <= limit).then(|| bytes.clone());
+        return if bytes.len() <= limit { Ok(bytes.clone()) } else { Err(BodyError::TooLarge) };
     }
-    to_bytes(request.into_body(), limit).await.ok()
+    read_body(request.into_body(), limit).await
 }
 
 /// Honours `Idempotency-Key` on POST and PATCH (see the module docs).
@@ -206,9 +207,7 @@ async fn replay_or_run(
         .to_owned();
     let (mut parts, body) = request.into_parts();
     let caller = ZuoraCaller::from_request_parts(&mut parts, &app).await?;
-    let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
-        ZuoraError::new(Kind::TooLarge, error::FILE_TOO_LARGE, "the request body is too large")
-    })?;
+    let bytes = read_body(body, MAX_BODY).await?;
     let mut hash = Sha256::new();
     hash.update(parts.method.as_str());
     hash.update(b"\n");

@@ -12,6 +12,7 @@ use super::error::{self, Kind, ZuoraError};
 use super::headers::{whole_body, ZuoraCaller};
 use super::{page_size, query_pairs, ZuoraJson};
 use crate::request_id::RequestId;
+use crate::shared::BodyError;
 use crate::state::AppState;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, Uri};
@@ -191,12 +192,17 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    // Read by hand rather than through `Bytes`, so an oversized body gets Zuora's 413 and not
-    // axum's plain-text one; a multipart envelope may add a little to the file itself.
+    // Read by hand rather than through `Bytes`, so an oversized body gets Zuora's 413 in the
+    // upload's words and not axum's plain-text one; a multipart envelope may add a little to
+    // the file itself. A body cut off (a truncated gzip stream) is a 400, not a 413.
     let too_large = || {
         ZuoraError::new(Kind::TooLarge, error::FILE_TOO_LARGE, "The file exceeds the 15 MB limit.")
     };
-    let body = whole_body(request, MAX_FILE_BYTES + MULTIPART_SLACK).await.ok_or_else(too_large)?;
+    let body = match whole_body(request, MAX_FILE_BYTES + MULTIPART_SLACK).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return Err(too_large()),
+        Err(other) => return Err(other.into()),
+    };
     let bytes = if content_type.starts_with("multipart/form-data") {
         multipart_file(&content_type, &body).ok_or_else(|| {
             ZuoraError::bad_request(
@@ -208,11 +214,7 @@ pub async fn upload(
         body.to_vec()
     };
     if bytes.len() > MAX_FILE_BYTES {
-        return Err(ZuoraError::new(
-            Kind::TooLarge,
-            error::FILE_TOO_LARGE,
-            "The file exceeds the 15 MB limit.",
-        ));
+        return Err(too_large());
     }
     if bytes.is_empty() {
         return Err(ZuoraError::bad_request(error::UPLOAD_BAD_REQUEST, "the file is empty"));

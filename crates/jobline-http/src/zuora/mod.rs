@@ -15,7 +15,9 @@ pub mod jobs;
 pub mod oauth;
 pub mod records;
 
+use crate::shared::BodyError;
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::routing::{get, patch, post};
@@ -55,7 +57,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .layer(axum::middleware::from_fn(headers::track_and_request_ids))
 }
 
-/// A JSON body; malformed JSON or a wrong content type get Zuora's 400 shape.
+/// A JSON body; malformed JSON or a wrong content type get Zuora's 400 shape, a body that
+/// cannot be read its 413/400/408.
 #[derive(Debug)]
 pub struct ZuoraJson<T>(pub T);
 
@@ -65,6 +68,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ZuoraJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ZuoraError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ZuoraJson(v)),
+            Err(JsonRejection::BytesRejection(e)) => Err(BodyError::of(&e).into()),
             Err(rejection) => Err(ZuoraError::bad_request(
                 error::BAD_HEADER,
                 match &rejection {
@@ -75,6 +79,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ZuoraJson<T> {
                 },
             )),
         }
+    }
+}
+
+/// The raw body (the token endpoint's form), within the route's body limit; a body that cannot
+/// be read gets Zuora's error shape instead of axum's plain text.
+#[derive(Debug)]
+pub struct ZuoraBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ZuoraBody {
+    type Rejection = ZuoraError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ZuoraError> {
+        Bytes::from_request(req, state).await.map(ZuoraBody).map_err(|e| BodyError::of(&e).into())
     }
 }
 

@@ -4,14 +4,17 @@
 
 use super::dto::Token;
 use super::error::{self, ZuoraError};
+use super::ZuoraBody;
 use crate::state::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
 use jobline_store::{Credentials, StoreError};
 
 /// Issues a token for client credentials.
-pub async fn token(State(app): State<AppState>, body: Bytes) -> Result<Json<Token>, ZuoraError> {
+pub async fn token(
+    State(app): State<AppState>,
+    ZuoraBody(body): ZuoraBody,
+) -> Result<Json<Token>, ZuoraError> {
     let (mut grant, mut id, mut secret) = (None, None, None);
     for (k, v) in form_urlencoded::parse(&body) {
         match k.as_ref() {

@@ -561,26 +561,21 @@ on_both_engines!(
 );
 
 /// The table lists exactly the routes the dialect modules declare, so a new route cannot be
-/// added without a row here. Reads the `.route(…)` calls of each `mod.rs`.
+/// added without a row here. Reads the `.route(…)` calls of each dialect's `mod.rs`, and the
+/// functions of the dialect that return a ready `MethodRouter` (PXM's `collection`, `record`).
 #[test]
 fn routes_match_the_dialect_modules() {
-    let src = |dialect: &str| {
-        let path = format!("{}/../jobline-http/src/{dialect}/mod.rs", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
-    };
     let mut declared = BTreeSet::new();
-    for (method, path) in route_calls(&src("pxm")) {
+    for (method, path) in route_calls("pxm") {
         declared.insert((method, normalise(&format!("/pcm{path}"))));
     }
-    for (method, path) in route_calls(&src("promotions")) {
+    for (method, path) in route_calls("promotions") {
         for family in ["promotions", "rule-promotions"] {
-            declared.insert((
-                method.clone(),
-                normalise(&path.replace("{p}", &format!("/v2/{family}"))),
-            ));
+            let path = path.replace("{p}", &format!("/v2/{family}"));
+            declared.insert((method.clone(), normalise(&path)));
         }
     }
-    for (method, path) in route_calls(&src("zuora")) {
+    for (method, path) in route_calls("zuora") {
         if path != "/oauth/token" {
             declared.insert((method, normalise(&format!("/objects{path}"))));
         }
@@ -600,41 +595,90 @@ fn routes_match_the_dialect_modules() {
     );
 }
 
-/// `(METHOD, path)` of each `.route(path, method(…).method(…))` call in `src`; a path given as
-/// the variable `p` (the promotions family prefix) reads as `{p}`, `{{x}}` as `{x}`.
-fn route_calls(src: &str) -> Vec<(String, String)> {
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// `(METHOD, path)` of each `.route(path, …)` call in `jobline-http/src/{dialect}/mod.rs`; a
+/// path given as the variable `p` (the promotions family prefix) reads as `{p}`, `{{x}}` as
+/// `{x}`. The methods are those the call names (`get(…).post(…)`) or those of a `MethodRouter`
+/// function of the dialect it calls (`c::record::<Product>()`).
+fn route_calls(dialect: &str) -> Vec<(String, String)> {
+    let dir = format!("{}/../jobline-http/src/{dialect}", env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let src = read(&format!("{dir}/mod.rs"));
+    let mut routers = Vec::new();
+    for file in rust_files(std::path::Path::new(&dir)) {
+        routers.extend(method_routers(&read(&file)));
+    }
     let mut calls = Vec::new();
     for (start, _) in src.match_indices(".route(") {
-        let rest = &src[start + ".route(".len()..];
-        let mut depth = 1;
-        let end = rest
-            .char_indices()
-            .find(|&(_, c)| {
-                depth += match c {
-                    '(' => 1,
-                    ')' => -1,
-                    _ => 0,
-                };
-                depth == 0
-            })
-            .map_or(rest.len(), |(i, _)| i);
-        let call = &rest[..end];
+        let call = parenthesised(&src[start + ".route(".len()..]);
         let path = match call.trim_start().strip_prefix("p,") {
             Some(_) => "{p}".to_owned(),
             None => {
                 call.split('"').nth(1).unwrap_or_default().replace("{{", "{").replace("}}", "}")
             }
         };
-        for method in ["get", "post", "put", "patch", "delete"] {
-            let called = call
-                .match_indices(&format!("{method}("))
-                .any(|(i, _)| !call[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'));
-            if called {
-                calls.push((method.to_uppercase(), path.clone()));
+        let mut methods: Vec<&str> = METHODS.into_iter().filter(|m| calls_fn(call, m)).collect();
+        for (name, theirs) in &routers {
+            if call.contains(&format!("{name}::<")) || calls_fn(call, name) {
+                methods.extend(theirs);
             }
         }
+        calls.extend(methods.into_iter().map(|m| (m.to_uppercase(), path.clone())));
     }
     calls
+}
+
+/// The `.rs` files under `dir`.
+fn rust_files(dir: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path.display().to_string());
+        }
+    }
+    files
+}
+
+/// The functions of `src` that return a `MethodRouter`, with the methods their body routes.
+fn method_routers(src: &str) -> Vec<(String, Vec<&'static str>)> {
+    let mut routers = Vec::new();
+    for (at, _) in src.match_indices("-> MethodRouter<AppState> {") {
+        let Some(name) = src[..at].rsplit("fn ").next().and_then(|s| s.split(['<', '(']).next())
+        else {
+            continue;
+        };
+        let body = src[at..].split("\n}").next().unwrap_or_default();
+        let methods = METHODS.into_iter().filter(|m| calls_fn(body, m)).collect();
+        routers.push((name.trim().to_owned(), methods));
+    }
+    routers
+}
+
+/// Whether `code` calls the function `name` (`name(`, not `other_name(` or `name_x(`).
+fn calls_fn(code: &str, name: &str) -> bool {
+    code.match_indices(&format!("{name}("))
+        .any(|(i, _)| !code[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'))
+}
+
+/// `text` up to the parenthesis that closes the one just before it.
+fn parenthesised(text: &str) -> &str {
+    let mut depth = 1;
+    let end = text
+        .char_indices()
+        .find(|&(_, c)| {
+            depth += match c {
+                '(' => 1,
+                ')' => -1,
+                _ => 0,
+            };
+            depth == 0
+        })
+        .map_or(text.len(), |(i, _)| i);
+    &text[..end]
 }
 
 /// `path` with each `{name}` segment written `{}`, so placeholders compare by position.

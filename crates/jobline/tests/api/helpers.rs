@@ -19,8 +19,8 @@ const STOP_WITHIN: Duration = Duration::from_secs(10);
 /// The service on a fresh database, served on `127.0.0.1` at a random port.
 ///
 /// It runs with a SystemClock: the worker runtime's leases and heartbeats need time to move on
-/// its own. [`TestApp::spawn_with_clock`] gives an API-only app on a `FakeClock` instead. Dropping it (without [`TestApp::stop`]) still shuts the app down, in the
-/// background.
+/// its own; [`TestApp::spawn_with_clock`] gives an API-only app on a `FakeClock` instead.
+/// Dropping it (without [`TestApp::stop`]) still shuts the app down, in the background.
 pub(crate) struct TestApp {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub(crate) address: String,
@@ -43,27 +43,25 @@ impl TestApp {
     /// Starts the app on a fresh `engine` database, with a worker runtime tuned to react within
     /// a fraction of a second.
     pub(crate) async fn spawn(engine: Engine) -> Self {
-        Self::spawn_on(
-            Arc::new(TestDb::new(engine).await),
-            true,
-            None,
-            Arc::new(SystemClock),
-            |_| {},
-        )
-        .await
+        Self::spawn_with(engine, |_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with settings changed by `tune` (lowered timeouts, say).
+    pub(crate) async fn spawn_with(engine: Engine, tune: impl FnOnce(&mut Config)) -> Self {
+        let db = Arc::new(TestDb::new(engine).await);
+        Self::spawn_on(db, true, None, Arc::new(SystemClock), tune).await
     }
 
     /// Starts the app API-only (no worker: its leases need a clock that moves on its own) on a
     /// fresh `engine` database, reading time from `clock` so the test can move it, with its
-    /// settings changed by `configure` (a token lifetime, say).
-    #[allow(dead_code)] // used by the tests that expire tokens
+    /// settings changed by `tune` (a token lifetime, say).
     pub(crate) async fn spawn_with_clock(
         engine: Engine,
         clock: &FakeClock,
-        configure: impl FnOnce(&mut Config),
+        tune: impl FnOnce(&mut Config),
     ) -> Self {
         let db = Arc::new(TestDb::new(engine).await);
-        Self::spawn_on(db, false, None, Arc::new(clock.clone()), configure).await
+        Self::spawn_on(db, false, None, Arc::new(clock.clone()), tune).await
     }
 
     /// A second process on this app's database serving the API only (no worker), as another
@@ -79,7 +77,7 @@ impl TestApp {
         worker: bool,
         admin: Option<NewClient>,
         clock: Arc<dyn Clock>,
-        configure: impl FnOnce(&mut Config),
+        tune: impl FnOnce(&mut Config),
     ) -> Self {
         // Bound before anything is spawned: connections queue until the app serves them.
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a random port");
@@ -97,7 +95,7 @@ impl TestApp {
             prefetch: 0,
         });
         config.shutdown_grace = Duration::from_secs(2);
-        configure(&mut config);
+        tune(&mut config);
         let (shutdown, stopped) = oneshot::channel::<()>();
         // A dropped sender stops the app too, so a test that forgets `stop` leaks nothing.
         let stopped = async move {
@@ -137,7 +135,6 @@ impl TestApp {
     }
 
     /// `POST {path}` (either token endpoint) with client credentials, whatever it answers.
-    #[allow(dead_code)] // used by the tests of refused and rotated credentials
     pub(crate) async fn request_token(
         &self,
         path: &str,

@@ -7,6 +7,7 @@
 
 mod auth_matrix;
 mod cli;
+mod edge;
 mod engine;
 mod helpers;
 mod promotions;

@@ -7,6 +7,13 @@ use jobline_testkit::{on_both_engines, Engine};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+/// The path and query of an absolute link, to follow it on the test server.
+fn path_of(link: &Value) -> String {
+    let link = link.as_str().unwrap_or_else(|| panic!("not a link: {link}"));
+    let after_scheme = link.split_once("://").map_or(link, |(_, rest)| rest);
+    after_scheme[after_scheme.find('/').unwrap_or(after_scheme.len())..].to_owned()
+}
+
 struct Api<'a> {
     app: &'a TestApp,
     token: String,
@@ -98,6 +105,10 @@ async fn products_crud_uniqueness_and_filters(engine: Engine) {
     let all = api.ok(Method::GET, "/pcm/products?page[limit]=1", None, 200).await;
     assert_eq!(all["meta"]["results"]["total"], 2);
     assert_eq!(all["data"].as_array().unwrap().len(), 1);
+    // The page's links work when followed (they keep the `/pcm` prefix).
+    let next = api.ok(Method::GET, &path_of(&all["links"]["next"]), None, 200).await;
+    assert_eq!(next["data"].as_array().unwrap().len(), 1);
+    assert_ne!(next["data"][0]["id"], all["data"][0]["id"]);
     let f = api.ok(Method::GET, "/pcm/products?filter=eq(sku,s2)", None, 200).await;
     assert_eq!(f["meta"]["results"]["total"], 1);
     let (status, _) = api.send(Method::GET, "/pcm/products?filter=eq(colour,red)", None).await;
@@ -126,6 +137,10 @@ async fn hierarchies_nodes_links_and_duplicate_job(engine: Engine) {
         "relationships": {"parent": {"data": {"type": "node", "id": top}}}}});
     let child = api.ok(Method::POST, &nodes, Some(body), 201).await;
     let child = child["data"]["id"].as_str().unwrap().to_owned();
+    let page = api.ok(Method::GET, "/pcm/hierarchies?page[limit]=1", None, 200).await;
+    api.ok(Method::GET, &path_of(&page["links"]["current"]), None, 200).await;
+    let page = api.ok(Method::GET, &format!("{nodes}?page[limit]=1"), None, 200).await;
+    api.ok(Method::GET, &path_of(&page["links"]["first"]), None, 200).await;
     let kids = api.ok(Method::GET, &format!("{nodes}/{top}/children"), None, 200).await;
     assert_eq!(kids["data"][0]["id"], child.as_str());
     let tops = api.ok(Method::GET, &format!("/pcm/hierarchies/{h}/children"), None, 200).await;

@@ -7,9 +7,14 @@
 //! its own fenced transaction. The first hard error fails the job and is listed in its errors,
 //! with the object's number (1-based, in file order) as its row; objects written before it stay,
 //! as the vendor does ("best endeavours"). An error found while reading (bad gzip, bad JSON, an
-//! object of the wrong shape, a missing SKU) is therefore found before anything is written;
-//! one that needs the database (an unknown price book, a taken name) stops the writes where it
-//! occurs.
+//! object of the wrong shape, a missing SKU, a file that decompresses to more than
+//! [`MAX_UNZIPPED_BYTES`]) is therefore found before anything is written; one that needs the
+//! database (an unknown price book, a taken name) stops the writes where it occurs.
+//!
+//! Memory stays flat whatever the file holds: the file is read as a stream three times (check
+//! everything, write the books, write the prices), decompressing as it goes, and one object is
+//! held at a time; only the uploaded (compressed) file itself stays in memory. Decompression is
+//! bounded, so a gzip bomb fails the job instead of the process.
 //!
 //! Result: `{"pricebooks": {"created", "updated"}, "prices": {"created", "updated"}}`.
 
@@ -21,11 +26,24 @@ use jobline_core::{kinds, KindSpec};
 use jobline_store::{PriceBookRef, StoreError, Upserted};
 use serde::Deserialize;
 use serde_json::Value;
-use std::io::Read;
+use std::io::{BufReader, Read};
+use std::sync::Arc;
 
 /// Handler of [`kinds::pxm::PRICE_IMPORT`].
 #[derive(Debug, Clone, Copy)]
 pub struct PriceImport;
+
+/// The most a gzip file may decompress to: 200 MiB, four times the 50 MB upload limit (A.8).
+/// A.12 allows 50,000 objects per file; at a generous 4 KB each (tiers, sales, 100 attributes)
+/// that is 200 MB, and price JSON gzips about ten to one, so no real file comes near it. A file
+/// past it is a decompression bomb (1 GiB of zeros gzips to 1 MB) and fails the job with
+/// [`TOO_LARGE`] in its errors, before anything is written.
+pub const MAX_UNZIPPED_BYTES: u64 = 4 * 50 * 1024 * 1024;
+
+/// The error of a file that decompresses to more than [`MAX_UNZIPPED_BYTES`]. It starts with
+/// EP's documented "error processing gzip file", so clients that match on that still do.
+pub const TOO_LARGE: &str =
+    "error processing gzip file: it decompresses to more than 209715200 bytes (200 MiB)";
 
 /// Objects between progress writes.
 const PROGRESS_EVERY: u64 = 100;
@@ -49,6 +67,14 @@ type Numbered = (i64, Object);
 /// Why the import stopped: the object concerned (if any) and the message.
 type Stop = (Option<i64>, String);
 
+/// What the check pass learnt: how many objects, and the number of the last price book (the
+/// book pass stops there rather than read the rest of the file for nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Checked {
+    total: u64,
+    last_book: i64,
+}
+
 #[async_trait]
 impl JobHandler for PriceImport {
     fn spec(&self) -> KindSpec {
@@ -57,44 +83,60 @@ impl JobHandler for PriceImport {
 
     async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {
         let p: Params = payload(&ctx)?;
-        let bytes = input_file(&ctx).await?;
-        let objects = match read(&bytes, p.gzip) {
-            Ok(o) => o,
+        let bytes = Arc::new(input_file(&ctx).await?);
+        // Decompressing and parsing a whole file is up to seconds of CPU: off the async
+        // threads, so the process keeps serving meanwhile.
+        let file = bytes.clone();
+        let checked = tokio::task::spawn_blocking(move || check(&file, p.gzip))
+            .await
+            .map_err(|e| JobError::Fatal(format!("the file check stopped: {e}")))?;
+        let checked = match checked {
+            Ok(c) => c,
             Err((row, message)) => return Err(fail(&ctx, row, message).await),
         };
-        let total = objects.len() as u64;
-        ctx.progress(0, Some(total)).await?;
-        let (books, prices): (Vec<Numbered>, Vec<Numbered>) =
-            objects.into_iter().partition(|(_, o)| matches!(o, Object::Book(_)));
+        ctx.progress(0, Some(checked.total)).await?;
         let tenant = &ctx.job().tenant;
         let mut counts = [[0u64; 2]; 2];
         let (mut done, mut reported) = (0u64, 0u64);
-        for (n, object) in books.iter().chain(&prices) {
-            ctx.checkpoint()?;
-            let written = match object {
-                Object::Book(input) => ctx
-                    .store()
-                    .upsert_pricebook(ctx.fence(), tenant, input)
-                    .await
-                    .map(|u| (0, matches!(u, Upserted::Updated(_)))),
-                Object::Price(book, input) => ctx
-                    .store()
-                    .upsert_price(ctx.fence(), tenant, book, input)
-                    .await
-                    .map(|u| (1, matches!(u, Upserted::Updated(_)))),
-            };
-            match written {
-                Ok((kind, updated)) => counts[kind][usize::from(updated)] += 1,
-                Err(e) if is_runtime_error(&e) => return Err(e.into()),
-                Err(e) => return Err(fail(&ctx, Some(*n), write_error(object, e)).await),
-            }
-            done += 1;
-            if done - reported >= PROGRESS_EVERY {
-                ctx.progress(done, Some(total)).await?;
-                reported = done;
+        for books in [true, false] {
+            for item in objects(&bytes, p.gzip) {
+                // The check pass read the same bytes without error, so this does not fail.
+                let (n, object) = match item {
+                    Ok(o) => o,
+                    Err((row, message)) => return Err(fail(&ctx, row, message).await),
+                };
+                if books && n > checked.last_book {
+                    break;
+                }
+                if books != matches!(object, Object::Book(_)) {
+                    continue;
+                }
+                ctx.checkpoint()?;
+                let written = match &object {
+                    Object::Book(input) => ctx
+                        .store()
+                        .upsert_pricebook(ctx.fence(), tenant, input)
+                        .await
+                        .map(|u| (0, matches!(u, Upserted::Updated(_)))),
+                    Object::Price(book, input) => ctx
+                        .store()
+                        .upsert_price(ctx.fence(), tenant, book, input)
+                        .await
+                        .map(|u| (1, matches!(u, Upserted::Updated(_)))),
+                };
+                match written {
+                    Ok((kind, updated)) => counts[kind][usize::from(updated)] += 1,
+                    Err(e) if is_runtime_error(&e) => return Err(e.into()),
+                    Err(e) => return Err(fail(&ctx, Some(n), write_error(&object, e)).await),
+                }
+                done += 1;
+                if done - reported >= PROGRESS_EVERY {
+                    ctx.progress(done, Some(checked.total)).await?;
+                    reported = done;
+                }
             }
         }
-        ctx.progress(done, Some(total)).await?;
+        ctx.progress(done, Some(checked.total)).await?;
         let count = |c: [u64; 2]| serde_json::json!({ "created": c[0], "updated": c[1] });
         Ok(Some(serde_json::json!({
             "pricebooks": count(counts[0]),
@@ -120,33 +162,90 @@ fn write_error(object: &Object, e: StoreError) -> String {
     }
 }
 
-/// Decompresses (when asked) and reads every object of the file, checking each; the first
-/// problem stops the import before anything is written.
-fn read(bytes: &[u8], gzip: bool) -> Result<Vec<Numbered>, Stop> {
-    let unzipped;
-    let text = if gzip {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|_| (None, "error processing gzip file".to_owned()))?;
-        unzipped = out;
-        &unzipped[..]
-    } else {
-        bytes
-    };
-    let mut objects = Vec::new();
-    for (i, value) in serde_json::Deserializer::from_slice(text).into_iter::<Value>().enumerate() {
+/// Reads and checks every object of the file; the first problem stops the import before
+/// anything is written.
+fn check(bytes: &[u8], gzip: bool) -> Result<Checked, Stop> {
+    let mut checked = Checked::default();
+    for item in objects(bytes, gzip) {
+        let (n, object) = item?;
+        checked.total += 1;
+        if matches!(object, Object::Book(_)) {
+            checked.last_book = n;
+        }
+    }
+    Ok(checked)
+}
+
+/// The file's objects in file order, each checked, decompressed (when asked) and parsed as
+/// they are read. Callers stop at the first error.
+fn objects(bytes: &[u8], gzip: bool) -> impl Iterator<Item = Result<Numbered, Stop>> + Send + '_ {
+    values(bytes, gzip).enumerate().map(|(i, value)| {
         let n = i as i64 + 1;
         let invalid = || (Some(n), format!("error processing object '{n}' invalid json provided"));
-        let value = value.map_err(|_| invalid())?;
+        let value = value.map_err(|e| {
+            if !e.is_io() {
+                invalid()
+            } else if std::io::Error::from(e).get_ref().is_some_and(|e| e.is::<Unzipped>()) {
+                (None, TOO_LARGE.to_owned())
+            } else {
+                (None, "error processing gzip file".to_owned())
+            }
+        })?;
         let object = object(&value).map_err(|reason| match reason {
             Reason::Json => invalid(),
             Reason::Rule(message) => (Some(n), message),
         })?;
-        objects.push((n, object));
-    }
-    Ok(objects)
+        Ok((n, object))
+    })
 }
+
+/// The file's JSON values, one at a time. A gzip file is decompressed as it is parsed, through
+/// a [`Capped`] reader, so neither its whole text nor more than [`MAX_UNZIPPED_BYTES`] of it is
+/// ever produced; a bad gzip stream and the cap surface as `serde_json` I/O errors.
+fn values(
+    bytes: &[u8],
+    gzip: bool,
+) -> Box<dyn Iterator<Item = Result<Value, serde_json::Error>> + Send + '_> {
+    if gzip {
+        let decoder = flate2::read::MultiGzDecoder::new(bytes);
+        let unzipped = Capped { inner: decoder, left: MAX_UNZIPPED_BYTES };
+        // Buffered: serde_json reads a byte at a time, the decoder is fastest in blocks.
+        Box::new(serde_json::Deserializer::from_reader(BufReader::new(unzipped)).into_iter())
+    } else {
+        Box::new(serde_json::Deserializer::from_slice(bytes).into_iter())
+    }
+}
+
+/// A reader that fails with [`Unzipped`] once `inner` has given more than `left` bytes.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Ask for at most one byte past the cap: a file of exactly the cap passes, and a larger
+        // one fails without decompressing much further.
+        let most = usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX);
+        let len = buf.len().min(most);
+        let n = self.inner.read(&mut buf[..len])?;
+        self.left =
+            self.left.checked_sub(n as u64).ok_or_else(|| std::io::Error::other(Unzipped))?;
+        Ok(n)
+    }
+}
+
+/// Why a [`Capped`] read failed: the file decompresses to more than the cap.
+#[derive(Debug)]
+struct Unzipped;
+
+impl std::fmt::Display for Unzipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the file decompresses to more than the limit")
+    }
+}
+
+impl std::error::Error for Unzipped {}
 
 #[derive(Debug, Deserialize)]
 struct Envelope {
@@ -274,6 +373,11 @@ fn object(value: &Value) -> Result<Object, Reason> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+
+    fn read(bytes: &[u8], gzip: bool) -> Result<Vec<Numbered>, Stop> {
+        objects(bytes, gzip).collect()
+    }
 
     #[test]
     fn pretty_printed_and_one_line_objects_are_read_alike() {
@@ -285,6 +389,10 @@ mod tests {
         assert!(
             matches!(&objects[1].1, Object::Price(PriceBookRef::ExternalRef(r), _) if r == "b")
         );
+        assert_eq!(check(file, false).unwrap(), Checked { total: 2, last_book: 1 });
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(file).unwrap();
+        assert_eq!(read(&gz.finish().unwrap(), true).unwrap().len(), 2);
     }
 
     #[test]
@@ -299,5 +407,22 @@ mod tests {
         assert_eq!(row, Some(1));
         assert!(message.contains("missing sku for price"), "{message}");
         assert_eq!(read(b"not gzip", true).unwrap_err().1, "error processing gzip file");
+    }
+
+    #[test]
+    fn capped_reads_pass_up_to_the_cap_and_fail_past_it() {
+        let read_all = |data: &[u8], cap: u64| {
+            let mut out = Vec::new();
+            Capped { inner: data, left: cap }.read_to_end(&mut out).map(|_| out)
+        };
+        assert_eq!(read_all(b"abc", 3).unwrap(), b"abc");
+        assert_eq!(read_all(b"", 0).unwrap(), b"");
+        let err = read_all(b"abcd", 3).unwrap_err();
+        assert!(err.get_ref().is_some_and(|e| e.is::<Unzipped>()), "{err}");
+    }
+
+    #[test]
+    fn the_cap_error_names_the_cap() {
+        assert!(TOO_LARGE.contains(&MAX_UNZIPPED_BYTES.to_string()), "{TOO_LARGE}");
     }
 }
