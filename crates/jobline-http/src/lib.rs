@@ -27,4 +27,4 @@ pub mod zuora;
 
 pub use app::app;
 pub use request_id::{RequestId, X_REQUEST_ID};
-pub use state::{AppState, InternalCause};
+pub use state::{AppState, InternalCause, DEFAULT_TOKEN_LIFETIME};

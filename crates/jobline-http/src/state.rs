@@ -6,18 +6,30 @@
 //! router, which imports every dialect; nothing here may import a dialect.
 
 use jobline_store::Store;
+use std::time::Duration;
 
-/// What every handler can reach. Cheap to clone: each field is a handle.
+/// How long an access token lives unless configured otherwise: one hour, as Elastic Path's and
+/// Zuora's do (`shared/spec/DECISIONS.md`, Identity).
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// What every handler can reach. Cheap to clone: each field is a handle or a small value.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The store: the HTTP edge's only way to the database.
     pub store: Store,
+    /// How long tokens issued by both token endpoints live.
+    pub token_lifetime: Duration,
 }
 
 impl AppState {
-    /// State for an app serving from `store`.
+    /// State for an app serving from `store`, with default settings.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self { store, token_lifetime: DEFAULT_TOKEN_LIFETIME }
+    }
+
+    /// The same state with tokens that live `lifetime`.
+    pub fn with_token_lifetime(self, lifetime: Duration) -> Self {
+        Self { token_lifetime: lifetime, ..self }
     }
 }
 

@@ -32,7 +32,10 @@ pub use catalog::{
 };
 pub use error::StoreError;
 pub use events::StoreEvent;
-pub use identity::{hash_secret, random_token, Client, Grant, IssuedToken, NewClient, Principal};
+pub use identity::{
+    hash_secret, random_token, Client, ClientRecord, Credentials, Grant, IssuedToken, NewClient,
+    Principal,
+};
 pub use jobs::{
     ClaimRequest, ClaimedJob, Fence, JobFile, JobFilter, JobPage, JobScope, Page, Rescued, Settled,
     ADOPTION_GRACE,

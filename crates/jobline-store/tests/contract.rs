@@ -549,6 +549,112 @@ async fn tokens_authenticate_until_they_expire(engine: Engine) {
     assert!(matches!(store.authenticate(&tok.token).await, Err(StoreError::NotFound)), "expired");
 }
 
+/// Both token endpoints check credentials and issue in one call; a wrong secret, an unknown id
+/// and a revoked client all answer `NotFound`.
+async fn grant_token_checks_credentials_and_says_which_grant(engine: Engine) {
+    use jobline_store::{Credentials, Grant};
+    let (_db, store, _clock) = setup(engine).await;
+    let new = store.create_client(&tenant("t1"), jobline_core::Role::Admin, None).await.unwrap();
+    let id = new.client.id.to_string();
+    let hour = Duration::from_secs(3600);
+    let secret = Credentials::Secret { id: &id, secret: &new.secret };
+    let (client, issued) = store.grant_token(secret, hour).await.unwrap();
+    assert_eq!(client, new.client);
+    assert_eq!(store.authenticate(&issued.token).await.unwrap().grant, Grant::ClientCredentials);
+    let (_, implicit) = store.grant_token(Credentials::Implicit { id: &id }, hour).await.unwrap();
+    assert_eq!(store.authenticate(&implicit.token).await.unwrap().grant, Grant::Implicit);
+    for refused in [
+        Credentials::Secret { id: &id, secret: "wrong" },
+        Credentials::Secret { id: "nope", secret: &new.secret },
+        Credentials::Implicit { id: "nope" },
+    ] {
+        assert!(
+            matches!(store.grant_token(refused, hour).await, Err(StoreError::NotFound)),
+            "{refused:?}"
+        );
+    }
+}
+
+/// A revoked client's tokens are refused at once, and it can get no new one by any grant.
+async fn revoked_clients_and_their_tokens_are_refused_at_once(engine: Engine) {
+    use jobline_store::{Credentials, Grant};
+    let (_db, store, clock) = setup(engine).await;
+    let new = store.create_client(&tenant("t1"), jobline_core::Role::Admin, None).await.unwrap();
+    let other = store.create_client(&tenant("t1"), jobline_core::Role::Admin, None).await.unwrap();
+    let id = new.client.id.to_string();
+    let hour = Duration::from_secs(3600);
+    let held = store.issue_token(&new.client, Grant::ClientCredentials, hour).await.unwrap();
+    let kept = store.issue_token(&other.client, Grant::ClientCredentials, hour).await.unwrap();
+    clock.advance(Duration::from_secs(5));
+
+    let record = store.revoke_client(&new.client.id).await.unwrap();
+    assert_eq!(record.client, new.client);
+    let revoked_at = record.revoked_at.expect("revoked");
+    assert!(matches!(store.authenticate(&held.token).await, Err(StoreError::NotFound)));
+    assert!(store.authenticate(&kept.token).await.is_ok(), "other clients are untouched");
+    assert!(matches!(store.verify_client(&id, &new.secret).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.client_by_id(&id).await, Err(StoreError::NotFound)));
+    let secret = Credentials::Secret { id: &id, secret: &new.secret };
+    assert!(matches!(store.grant_token(secret, hour).await, Err(StoreError::NotFound)));
+    let implicit = Credentials::Implicit { id: &id };
+    assert!(matches!(store.grant_token(implicit, hour).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.issue_token(&new.client, Grant::ClientCredentials, hour).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(store.rotate_client_secret(&new.client.id).await, Err(StoreError::NotFound)));
+
+    clock.advance(Duration::from_secs(5));
+    let again = store.revoke_client(&new.client.id).await.unwrap();
+    assert_eq!(again.revoked_at, Some(revoked_at), "a second revoke keeps the first time");
+    let unknown = jobline_core::ClientId::new();
+    assert!(matches!(store.revoke_client(&unknown).await, Err(StoreError::NotFound)));
+}
+
+/// A rotation gives a new secret under the same id; the old secret and its tokens stop working
+/// at once.
+async fn rotation_replaces_the_secret_and_ends_the_old_tokens(engine: Engine) {
+    use jobline_store::{Credentials, Grant};
+    let (_db, store, _clock) = setup(engine).await;
+    let new = store.create_client(&tenant("t1"), jobline_core::Role::Support, None).await.unwrap();
+    let id = new.client.id.to_string();
+    let hour = Duration::from_secs(3600);
+    let old = store.issue_token(&new.client, Grant::ClientCredentials, hour).await.unwrap();
+    let rotated = store.rotate_client_secret(&new.client.id).await.unwrap();
+    assert_eq!(rotated.client, new.client, "same id, tenant and role");
+    assert_ne!(rotated.secret, new.secret);
+    assert!(matches!(store.authenticate(&old.token).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.verify_client(&id, &new.secret).await, Err(StoreError::NotFound)));
+    let secret = Credentials::Secret { id: &id, secret: &rotated.secret };
+    let (_, fresh) = store.grant_token(secret, hour).await.unwrap();
+    assert_eq!(store.authenticate(&fresh.token).await.unwrap().client, new.client);
+    let unknown = jobline_core::ClientId::new();
+    assert!(matches!(store.rotate_client_secret(&unknown).await, Err(StoreError::NotFound)));
+}
+
+/// Clients are listed oldest first, revoked ones too, with their names and times; a tenant
+/// filter keeps that tenant's.
+async fn clients_are_listed_with_their_revocation(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let admin = jobline_core::Role::Admin;
+    let a = store.create_client(&tenant("t1"), admin, Some("ci")).await.unwrap();
+    clock.advance(Duration::from_millis(10));
+    let b = store.create_client(&tenant("t2"), admin, None).await.unwrap();
+    clock.advance(Duration::from_millis(10));
+    let revoked = store.revoke_client(&a.client.id).await.unwrap().revoked_at;
+    let all = store.list_clients(None).await.unwrap();
+    let ids: Vec<_> = all.iter().map(|r| r.client.id).collect();
+    assert_eq!(ids, vec![a.client.id, b.client.id]);
+    assert_eq!(all[0].name.as_deref(), Some("ci"));
+    assert_eq!(all[0].revoked_at, revoked);
+    assert!(all[0].created_at < all[1].created_at);
+    assert_eq!(all[1].name, None);
+    assert_eq!(all[1].revoked_at, None);
+    let t2 = store.list_clients(Some(&tenant("t2"))).await.unwrap();
+    assert_eq!(t2.len(), 1);
+    assert_eq!(t2[0].client, b.client);
+}
+
 /// Events reach subscribers: new work, and cancels of running jobs.
 async fn publishes_wake_up_events(engine: Engine) {
     let (_db, store, _clock) = setup(engine).await;
@@ -623,6 +729,10 @@ on_both_engines!(
     input_upload_queues_a_waiting_job,
     clients_are_created_and_verified,
     tokens_authenticate_until_they_expire,
+    grant_token_checks_credentials_and_says_which_grant,
+    revoked_clients_and_their_tokens_are_refused_at_once,
+    rotation_replaces_the_secret_and_ends_the_old_tokens,
+    clients_are_listed_with_their_revocation,
     publishes_wake_up_events,
     cancel_events_cross_processes_on_postgres,
 );

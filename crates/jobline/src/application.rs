@@ -16,7 +16,7 @@
 use crate::config::{redacted_url, Config};
 use crate::server::{self, ReadTimeouts};
 use anyhow::Context;
-use jobline_core::{Role, SystemClock, TenantId};
+use jobline_core::{Clock, Role, SystemClock, TenantId};
 use jobline_http::AppState;
 use jobline_store::{NewClient, Store};
 use jobline_worker::{Registry, Runtime};
@@ -45,6 +45,7 @@ pub struct Application {
     shutdown: Shutdown,
     http_grace: Duration,
     read_timeouts: ReadTimeouts,
+    token_lifetime: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -67,9 +68,20 @@ impl Application {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, listener, shutdown, Arc::new(SystemClock)).await
+    }
+
+    /// [`Application::build`] with the clock every stored time and expiry comes from: tests
+    /// pass a `FakeClock` to expire tokens without waiting.
+    pub async fn build_with_clock(
+        config: Config,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let addr = listener.local_addr().context("cannot read the listener's address")?;
         let url = redacted_url(&config.store.url);
-        let store = Store::connect(&config.store, Arc::new(SystemClock))
+        let store = Store::connect(&config.store, clock)
             .await
             .with_context(|| format!("cannot open database {url}"))?;
         info!(database = %url, "database ready");
@@ -90,6 +102,7 @@ impl Application {
                 header: config.header_read_timeout,
                 body: config.body_read_timeout,
             },
+            token_lifetime: config.token_lifetime,
         })
     }
 
@@ -117,9 +130,20 @@ impl Application {
     /// Serves HTTP and runs jobs until the shutdown future completes, then stops both in order
     /// and closes the store. Returns once everything has stopped.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, addr, store, runtime, shutdown, http_grace, read_timeouts, .. } = self;
+        let Self {
+            listener,
+            addr,
+            store,
+            runtime,
+            shutdown,
+            http_grace,
+            read_timeouts,
+            token_lifetime,
+            ..
+        } = self;
         let stop = CancellationToken::new();
-        let router = jobline_http::app(AppState::new(store.clone()));
+        let state = AppState::new(store.clone()).with_token_lifetime(token_lifetime);
+        let router = jobline_http::app(state);
         let signal = {
             let stop = stop.clone();
             async move {

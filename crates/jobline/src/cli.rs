@@ -1,4 +1,4 @@
-//! The command line: `jobline serve`, `jobline migrate`, `jobline clients create`.
+//! The command line: `jobline serve`, `jobline migrate`, `jobline clients create|list|revoke|rotate`.
 //!
 //! Each command resolves its settings (see [`crate::config`]), does its work through the
 //! library, and prints what a person or a script needs on stdout. This is the one module that
@@ -10,8 +10,8 @@ use crate::config::{redacted_url, DatabaseArgs, FileConfig, LogFormat, ServeArgs
 use crate::telemetry;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use jobline_core::{Role, SystemClock, TenantId};
-use jobline_store::{NewClient, Store};
+use jobline_core::{ClientId, Role, SystemClock, TenantId};
+use jobline_store::{ClientRecord, NewClient, Store, StoreError};
 use serde::Serialize;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -49,7 +49,9 @@ const EXAMPLES: &str = "Examples:
   jobline migrate --database-url postgres://postgres@127.0.0.1:5432/jobline
       Bring the schema up to date and exit.
   jobline clients create --tenant store-1 --role admin --json
-      Create an API client and print its id and secret as JSON.";
+      Create an API client and print its id and secret as JSON.
+  jobline clients revoke 0b6f1c9e-5d2a-4c1e-9a53-3f0c2b7d8e41
+      Revoke a client: its secret and every token it holds stop working at once.";
 
 const SERVE_EXAMPLES: &str = "Examples:
   jobline serve
@@ -72,6 +74,25 @@ const CLIENTS_EXAMPLES: &str = "Examples:
   jobline clients create --tenant t1 --role admin --json --database-url sqlite:./data/jobline.db
 
 The secret is printed once and stored only as a hash: keep it when it is shown.";
+
+const LIST_EXAMPLES: &str = "Examples:
+  jobline clients list
+  jobline clients list --tenant store-1
+  jobline clients list --json | jq -r '.[] | select(.revoked_at == null) | .client_id'";
+
+const REVOKE_EXAMPLES: &str = "Examples:
+  jobline clients revoke 0b6f1c9e-5d2a-4c1e-9a53-3f0c2b7d8e41
+
+The client stays listed (jobs name it as their creator) but can no longer get a token, and
+the tokens it already has are refused from now on. Revoking cannot be undone: create a new
+client instead. An unknown id exits non-zero.";
+
+const ROTATE_EXAMPLES: &str = "Examples:
+  jobline clients rotate 0b6f1c9e-5d2a-4c1e-9a53-3f0c2b7d8e41
+  jobline clients rotate 0b6f1c9e-5d2a-4c1e-9a53-3f0c2b7d8e41 --json
+
+The client keeps its id, tenant and role. The new secret is printed once; the old secret and
+every token issued with it stop working at once. An unknown or revoked id exits non-zero.";
 
 /// The `jobline` command line.
 #[derive(Debug, Parser)]
@@ -136,6 +157,63 @@ pub enum ClientsCommand {
     /// Create an API client (and its tenant if new), printing its id and secret once
     #[command(after_help = CLIENTS_EXAMPLES)]
     Create(CreateClientArgs),
+
+    /// List API clients, revoked ones too, as a table or as JSON
+    #[command(after_help = LIST_EXAMPLES)]
+    List(ListClientsArgs),
+
+    /// Revoke a client: its secret and every token issued to it stop working at once
+    #[command(after_help = REVOKE_EXAMPLES)]
+    Revoke(RevokeClientArgs),
+
+    /// Give a client a new secret, printed once; the old secret and its tokens stop working
+    #[command(after_help = ROTATE_EXAMPLES)]
+    Rotate(RotateClientArgs),
+}
+
+/// Arguments of `jobline clients list`.
+#[derive(Debug, clap::Args)]
+pub struct ListClientsArgs {
+    /// Only this tenant's clients
+    #[arg(long, value_parser = parse_tenant, value_name = "TENANT")]
+    pub tenant: Option<TenantId>,
+
+    /// Print a JSON array of {"client_id", "tenant", "role", "name", "created_at",
+    /// "revoked_at"} (times RFC 3339, `revoked_at` null while active)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Where the database is.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// Arguments of `jobline clients revoke`.
+#[derive(Debug, clap::Args)]
+pub struct RevokeClientArgs {
+    /// The client to revoke
+    #[arg(value_parser = parse_client_id, value_name = "CLIENT_ID")]
+    pub client_id: ClientId,
+
+    /// Where the database is.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// Arguments of `jobline clients rotate`.
+#[derive(Debug, clap::Args)]
+pub struct RotateClientArgs {
+    /// The client that gets a new secret
+    #[arg(value_parser = parse_client_id, value_name = "CLIENT_ID")]
+    pub client_id: ClientId,
+
+    /// Print {"client_id", "client_secret", "tenant", "role"} as one JSON object
+    #[arg(long)]
+    pub json: bool,
+
+    /// Where the database is.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// Arguments of `jobline clients create`.
@@ -185,6 +263,10 @@ fn parse_tenant(s: &str) -> Result<TenantId, String> {
     TenantId::parse(s).map_err(|e| e.message)
 }
 
+fn parse_client_id(s: &str) -> Result<ClientId, String> {
+    ClientId::parse(s).map_err(|e| e.message)
+}
+
 /// Runs the command line: reads the config file, starts logging, runs the command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let file = FileConfig::load(cli.config.as_deref())?;
@@ -192,9 +274,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&args, &file).await,
         Command::Migrate(args) => migrate(&args.database, &file).await,
-        Command::Clients { command: ClientsCommand::Create(args) } => {
-            create_client(&args, &file).await
-        }
+        Command::Clients { command } => match command {
+            ClientsCommand::Create(args) => create_client(&args, &file).await,
+            ClientsCommand::List(args) => list_clients(&args, &file).await,
+            ClientsCommand::Revoke(args) => revoke_client(&args, &file).await,
+            ClientsCommand::Rotate(args) => rotate_client(&args, &file).await,
+        },
     }
 }
 
@@ -279,13 +364,18 @@ struct CreatedClientJson<'a> {
     role: &'a str,
 }
 
+/// The store of a `clients` command, migrated (an old database gains the columns it reads).
+async fn open_store(database: &DatabaseArgs, file: &FileConfig) -> anyhow::Result<Store> {
+    let config = database.resolve(file)?;
+    let url = redacted_url(&config.url);
+    Store::connect(&config, Arc::new(SystemClock))
+        .await
+        .with_context(|| format!("cannot open database {url}"))
+}
+
 /// `jobline clients create`.
 async fn create_client(args: &CreateClientArgs, file: &FileConfig) -> anyhow::Result<()> {
-    let config = args.database.resolve(file)?;
-    let url = redacted_url(&config.url);
-    let store = Store::connect(&config, Arc::new(SystemClock))
-        .await
-        .with_context(|| format!("cannot open database {url}"))?;
+    let store = open_store(&args.database, file).await?;
     let created = store
         .create_client(&args.tenant, args.role.into(), args.name.as_deref())
         .await
@@ -293,7 +383,15 @@ async fn create_client(args: &CreateClientArgs, file: &FileConfig) -> anyhow::Re
     store.close().await;
     let created = created?;
     let client = &created.client;
-    if args.json {
+    let headline =
+        format!("Created {} client for tenant {:?}.", client.role.as_str(), client.tenant.as_str());
+    print_credentials(&created, args.json, &headline)
+}
+
+/// Prints a client's id and one-time secret: as JSON, or for a person under `headline`.
+fn print_credentials(created: &NewClient, json: bool, headline: &str) -> anyhow::Result<()> {
+    let client = &created.client;
+    if json {
         let out = CreatedClientJson {
             client_id: client.id.to_string(),
             client_secret: &created.secret,
@@ -302,16 +400,127 @@ async fn create_client(args: &CreateClientArgs, file: &FileConfig) -> anyhow::Re
         };
         println!("{}", serde_json::to_string(&out)?);
     } else {
-        println!(
-            "Created {} client for tenant {:?}.",
-            client.role.as_str(),
-            client.tenant.as_str()
-        );
+        println!("{headline}");
         println!("  client_id:     {}", client.id);
         println!("  client_secret: {}", created.secret);
         println!("The secret is shown only this once and stored only as a hash: keep it now.");
     }
     Ok(())
+}
+
+/// One client as `clients list --json` prints it.
+#[derive(Debug, Serialize)]
+struct ClientJson<'a> {
+    client_id: String,
+    tenant: &'a str,
+    role: &'a str,
+    name: Option<&'a str>,
+    created_at: String,
+    revoked_at: Option<String>,
+}
+
+/// A time as the `clients` commands print it: RFC 3339 UTC, whole seconds.
+fn shown_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `jobline clients list`.
+async fn list_clients(args: &ListClientsArgs, file: &FileConfig) -> anyhow::Result<()> {
+    let store = open_store(&args.database, file).await?;
+    let listed = store.list_clients(args.tenant.as_ref()).await.context("cannot list clients");
+    store.close().await;
+    let clients = listed?;
+    if args.json {
+        let out: Vec<ClientJson<'_>> = clients
+            .iter()
+            .map(|r| ClientJson {
+                client_id: r.client.id.to_string(),
+                tenant: r.client.tenant.as_str(),
+                role: r.client.role.as_str(),
+                name: r.name.as_deref(),
+                created_at: shown_time(r.created_at),
+                revoked_at: r.revoked_at.map(shown_time),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", client_table(&clients));
+    }
+    Ok(())
+}
+
+/// The clients as a table for people: one row each under a header, columns padded to fit.
+fn client_table(clients: &[ClientRecord]) -> String {
+    let header = ["CLIENT ID", "TENANT", "ROLE", "NAME", "CREATED", "REVOKED"].map(String::from);
+    let rows: Vec<[String; 6]> = std::iter::once(header)
+        .chain(clients.iter().map(|r| {
+            [
+                r.client.id.to_string(),
+                r.client.tenant.to_string(),
+                r.client.role.as_str().to_owned(),
+                r.name.clone().unwrap_or_else(|| "-".into()),
+                shown_time(r.created_at),
+                r.revoked_at.map_or_else(|| "-".into(), shown_time),
+            ]
+        }))
+        .collect();
+    let mut widths = [0; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> =
+            row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    if clients.is_empty() {
+        out.push_str("(no clients)\n");
+    }
+    out
+}
+
+/// `jobline clients revoke`.
+async fn revoke_client(args: &RevokeClientArgs, file: &FileConfig) -> anyhow::Result<()> {
+    let id = args.client_id;
+    let store = open_store(&args.database, file).await?;
+    let revoked = store.revoke_client(&id).await;
+    store.close().await;
+    let record = match revoked {
+        Ok(record) => record,
+        Err(StoreError::NotFound) => anyhow::bail!("no client with id {id}"),
+        Err(e) => return Err(e).with_context(|| format!("cannot revoke client {id}")),
+    };
+    let since = record.revoked_at.map_or_else(String::new, |t| format!(" since {}", shown_time(t)));
+    println!(
+        "Client {id} of tenant {:?} is revoked{since}: its secret and its tokens no longer work.",
+        record.client.tenant.as_str()
+    );
+    Ok(())
+}
+
+/// `jobline clients rotate`.
+async fn rotate_client(args: &RotateClientArgs, file: &FileConfig) -> anyhow::Result<()> {
+    let id = args.client_id;
+    let store = open_store(&args.database, file).await?;
+    let rotated = store.rotate_client_secret(&id).await;
+    store.close().await;
+    let created = match rotated {
+        Ok(created) => created,
+        Err(StoreError::NotFound) => anyhow::bail!(
+            "no active client with id {id}: it does not exist or is revoked \
+             (see `jobline clients list`)"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot rotate the secret of {id}")),
+    };
+    let headline = format!(
+        "New secret for client {id} of tenant {:?}; the old secret and its tokens no longer work.",
+        created.client.tenant.as_str()
+    );
+    print_credentials(&created, args.json, &headline)
 }
 
 #[cfg(test)]

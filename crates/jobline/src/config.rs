@@ -39,6 +39,8 @@ pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 30;
 /// `client_body_timeout`). It bounds each pause, not the whole upload, so a 50 MB import on a
 /// slow link is never cut off while its bytes keep coming.
 pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 60;
+/// Seconds an access token lives by default: an hour, as both vendors' tokens do.
+pub const DEFAULT_TOKEN_LIFETIME_SECS: u64 = jobline_http::DEFAULT_TOKEN_LIFETIME.as_secs();
 
 /// How logs are written (always to stderr, so stdout stays the commands' own output).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -154,6 +156,12 @@ pub struct ServeArgs {
     /// jobs read as running: a PXM job claimed ahead can no longer be cancelled [default: 0]
     #[arg(long, env = "JOBLINE_PREFETCH", value_name = "N")]
     pub prefetch: Option<usize>,
+
+    /// Seconds an access token from either token endpoint lives. zuora-sdk renews every 10
+    /// minutes and does not retry a 401, so keep it well above 600 for Zuora clients
+    /// [default: 3600]
+    #[arg(long, env = "JOBLINE_TOKEN_LIFETIME_SECS", value_name = "SECS")]
+    pub token_lifetime_secs: Option<u64>,
 }
 
 impl ServeArgs {
@@ -219,7 +227,22 @@ impl ServeArgs {
             prefetch: self.prefetch.or(file.prefetch).unwrap_or(0),
             ..RuntimeConfig::default()
         });
-        Ok(Config { store, listen, worker, shutdown_grace, header_read_timeout, body_read_timeout })
+        let token_lifetime = Duration::from_secs(at_least(
+            "token_lifetime_secs",
+            self.token_lifetime_secs
+                .or(file.token_lifetime_secs)
+                .unwrap_or(DEFAULT_TOKEN_LIFETIME_SECS),
+            1,
+        )?);
+        Ok(Config {
+            store,
+            listen,
+            worker,
+            shutdown_grace,
+            header_read_timeout,
+            body_read_timeout,
+            token_lifetime,
+        })
     }
 }
 
@@ -254,6 +277,8 @@ pub struct FileConfig {
     pub header_read_timeout_secs: Option<u64>,
     /// See `--body-read-timeout-secs`.
     pub body_read_timeout_secs: Option<u64>,
+    /// See `--token-lifetime-secs`.
+    pub token_lifetime_secs: Option<u64>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
 }
@@ -289,6 +314,8 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// The longest pause allowed while a request body arrives; then the request gets 408.
     pub body_read_timeout: Duration,
+    /// How long access tokens live.
+    pub token_lifetime: Duration,
 }
 
 impl Config {
@@ -301,6 +328,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
             header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
             body_read_timeout: Duration::from_secs(DEFAULT_BODY_READ_TIMEOUT_SECS),
+            token_lifetime: Duration::from_secs(DEFAULT_TOKEN_LIFETIME_SECS),
         }
     }
 }
@@ -351,6 +379,7 @@ mod tests {
         assert_eq!(worker.default_concurrency, 1);
         assert_eq!(config.header_read_timeout, Duration::from_secs(30));
         assert_eq!(config.body_read_timeout, Duration::from_secs(60));
+        assert_eq!(config.token_lifetime, Duration::from_secs(3600));
     }
 
     #[test]
@@ -360,6 +389,17 @@ mod tests {
             serve(&args, "header_read_timeout_secs = 9\nbody_read_timeout_secs = 7").unwrap();
         assert_eq!(config.header_read_timeout, Duration::from_secs(5));
         assert_eq!(config.body_read_timeout, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn token_lifetime_comes_from_the_flag_or_the_file() {
+        let from_file = serve(&ServeArgs::default(), "token_lifetime_secs = 900").unwrap();
+        assert_eq!(from_file.token_lifetime, Duration::from_secs(900));
+        let args = ServeArgs { token_lifetime_secs: Some(60), ..ServeArgs::default() };
+        assert_eq!(serve(&args, "token_lifetime_secs = 900").unwrap().token_lifetime.as_secs(), 60);
+        let zero = ServeArgs { token_lifetime_secs: Some(0), ..ServeArgs::default() };
+        let err = serve(&zero, "").unwrap_err().to_string();
+        assert!(err.contains("token_lifetime_secs"), "{err}");
     }
 
     #[test]

@@ -1,18 +1,15 @@
 //! `POST /oauth/access_token`, Elastic Path's token endpoint (`shared/spec/vendor-apis.md`
 //! A.14, `sdk-clients.md` §1.2): form-encoded `client_credentials` or `implicit`; the answer
 //! carries an absolute `expires` (Unix seconds), which the SDK uses to renew ahead of time.
+//! Tokens live `AppState::token_lifetime` (an hour unless configured, as Elastic Path's do).
 
 use super::error::EpError;
 use super::EpBody;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
-use jobline_store::{Grant, StoreError};
+use jobline_store::{Credentials, StoreError};
 use serde::Serialize;
-use std::time::Duration;
-
-/// Tokens live one hour, as Elastic Path's do.
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// The token response.
 #[derive(Debug, Serialize)]
@@ -42,37 +39,33 @@ pub async fn access_token(
     }
     let grant = grant.ok_or_else(|| EpError::BadRequest("grant_type is required".into()))?;
     let id = id.ok_or_else(|| EpError::BadRequest("client_id is required".into()))?;
-    let bad_credentials = |e: StoreError| match e {
-        StoreError::NotFound => EpError::InvalidCredentials("invalid client credentials".into()),
-        other => other.into(),
-    };
-    let (client, grant) = match grant.as_str() {
-        "client_credentials" => {
-            let secret =
-                secret.ok_or_else(|| EpError::BadRequest("client_secret is required".into()))?;
-            (
-                app.store.verify_client(&id, &secret).await.map_err(bad_credentials)?,
-                Grant::ClientCredentials,
-            )
-        }
-        "implicit" => {
-            (app.store.client_by_id(&id).await.map_err(bad_credentials)?, Grant::Implicit)
-        }
+    let credentials = match grant.as_str() {
+        "client_credentials" => Credentials::Secret {
+            id: &id,
+            secret: secret
+                .as_deref()
+                .ok_or_else(|| EpError::BadRequest("client_secret is required".into()))?,
+        },
+        "implicit" => Credentials::Implicit { id: &id },
         other => {
             return Err(EpError::BadRequest(format!(
                 "unsupported grant_type {other:?}; use client_credentials or implicit"
             )))
         }
     };
-    let issued = app.store.issue_token(&client, grant, TOKEN_LIFETIME).await?;
+    let lifetime = app.token_lifetime;
+    let (_, issued) = app.store.grant_token(credentials, lifetime).await.map_err(|e| match e {
+        StoreError::NotFound => EpError::InvalidCredentials("invalid client credentials".into()),
+        other => other.into(),
+    })?;
     Ok(Json(TokenResponse {
         access_token: issued.token,
         token_type: "Bearer",
-        expires_in: TOKEN_LIFETIME.as_secs(),
+        expires_in: lifetime.as_secs(),
         expires: issued.expires_at.timestamp(),
-        identifier: match grant {
-            Grant::ClientCredentials => "client_credentials",
-            Grant::Implicit => "implicit",
+        identifier: match credentials {
+            Credentials::Secret { .. } => "client_credentials",
+            Credentials::Implicit { .. } => "implicit",
         },
     }))
 }

@@ -8,12 +8,7 @@ use super::ZuoraBody;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
-use jobline_store::{Grant, StoreError};
-use std::time::Duration;
-
-/// Tokens live one hour; `expires_in` says 3599 as Zuora does, so a client renews a second
-/// early rather than late. The SDK refreshes every 10 minutes, well inside it.
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+use jobline_store::{Credentials, StoreError};
 
 /// Issues a token for client credentials.
 pub async fn token(
@@ -41,17 +36,21 @@ pub async fn token(
             "client_id and client_secret are required",
         ));
     };
-    let client = app.store.verify_client(&id, &secret).await.map_err(|e| match e {
-        StoreError::NotFound => ZuoraError::Unauthorized,
-        other => other.into(),
-    })?;
-    let issued = app.store.issue_token(&client, Grant::ClientCredentials, TOKEN_LIFETIME).await?;
+    let credentials = Credentials::Secret { id: &id, secret: &secret };
+    let lifetime = app.token_lifetime;
+    let (client, issued) =
+        app.store.grant_token(credentials, lifetime).await.map_err(|e| match e {
+            StoreError::NotFound => ZuoraError::Unauthorized,
+            other => other.into(),
+        })?;
     let mut scope = vec![format!("user.{}", client.id), format!("tenant.{}", client.tenant)];
     scope.extend(client.entities.iter().map(|e| format!("entity.{e}")));
     Ok(Json(Token {
         access_token: issued.token,
         token_type: "bearer",
-        expires_in: TOKEN_LIFETIME.as_secs() - 1,
+        // A second short of the lifetime (3599 for an hour) as Zuora says, so a client renews
+        // early rather than late; the SDK refreshes every 10 minutes, well inside an hour.
+        expires_in: lifetime.as_secs().saturating_sub(1),
         scope: scope.join(" "),
         jti: uuid::Uuid::new_v4().simple().to_string(),
     }))

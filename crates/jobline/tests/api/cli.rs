@@ -1,9 +1,10 @@
 //! The compiled `jobline` binary as a user runs it: `serve` with no arguments in an empty
-//! directory, `clients create --json`, `migrate`, `--help`, and a `serve` killed with SIGKILL
-//! mid-job. Mostly SQLite: the engines are covered by the in-process tests; these check the
-//! process (arguments, stdout, signals), and the kill test runs on both engines.
+//! directory, `clients create --json`, `clients list|rotate|revoke` against a running server's
+//! database, `migrate`, `--help`, and a `serve` killed with SIGKILL mid-job. Mostly SQLite: the
+//! engines are covered by the in-process tests; these check the process (arguments, stdout,
+//! signals), and the kill and `clients` tests run on both engines.
 
-use crate::helpers::eventually;
+use crate::helpers::{eventually, TestApp};
 use jobline_core::SystemClock;
 use jobline_store::{Store, StoreConfig};
 use jobline_testkit::TempDir;
@@ -39,6 +40,131 @@ async fn run(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// Runs `jobline clients <args> --database-url <the app's database>`, successful or not.
+async fn clients(app: &TestApp, dir: &Path, args: &[&str]) -> Output {
+    let output = jobline(dir)
+        .arg("clients")
+        .args(args)
+        .args(["--database-url", app.database_url()])
+        .output();
+    tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("the command ends in time")
+        .expect("the command starts")
+}
+
+/// `clients <args>` that must succeed; its stdout.
+async fn clients_ok(app: &TestApp, dir: &Path, args: &[&str]) -> String {
+    let output = clients(app, dir, args).await;
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `clients <args>` that must fail; its stderr.
+async fn clients_err(app: &TestApp, dir: &Path, args: &[&str]) -> String {
+    let output = clients(app, dir, args).await;
+    assert!(!output.status.success(), "{args:?} should fail: {:?}", output.stdout);
+    String::from_utf8(output.stderr).unwrap()
+}
+
+/// The status of `GET /pcm/jobs` with a fresh Elastic Path token for `id` and `secret`, and the
+/// token; or the token endpoint's status and no token when it refuses them.
+async fn ep_status(app: &TestApp, id: &str, secret: &str) -> (u16, Option<String>) {
+    let r = app.request_token("/oauth/access_token", id, secret).await;
+    if r.status() != 200 {
+        return (r.status().as_u16(), None);
+    }
+    let token = r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    (jobs_status(app, &token).await, Some(token))
+}
+
+/// The status of `GET /pcm/jobs` with `token`.
+async fn jobs_status(app: &TestApp, token: &str) -> u16 {
+    let r = app.authed(reqwest::Method::GET, "/pcm/jobs", token).send().await.unwrap();
+    r.status().as_u16()
+}
+
+/// `clients list`, `rotate` and `revoke` run as separate processes on a serving app's
+/// database: the app honours a rotation and a revocation on the very next request, tokens it
+/// issued before included; unknown ids exit non-zero and say so.
+async fn clients_list_rotate_and_revoke_take_effect_on_a_running_server(
+    engine: jobline_testkit::Engine,
+) {
+    let app = TestApp::spawn(engine).await;
+    let dir = TempDir::new();
+    let created = clients_ok(
+        &app,
+        &dir.0,
+        &["create", "--tenant", "t1", "--role", "admin", "--name", "ci", "--json"],
+    )
+    .await;
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    let (status, old_token) = ep_status(&app, &id, &secret).await;
+    assert_eq!(status, 200);
+    let old_token = old_token.unwrap();
+
+    let listed: Value =
+        serde_json::from_str(&clients_ok(&app, &dir.0, &["list", "--json"]).await).unwrap();
+    let listed = listed.as_array().expect("a JSON array");
+    assert_eq!(listed.len(), 2, "the bootstrap admin and the new client: {listed:?}");
+    let mine = listed.iter().find(|c| c["client_id"] == id.as_str()).expect("listed");
+    assert_eq!((mine["tenant"].as_str(), mine["role"].as_str()), (Some("t1"), Some("admin")));
+    assert_eq!(mine["name"], "ci");
+    assert!(mine["created_at"].as_str().unwrap().ends_with('Z'), "{mine}");
+    assert!(mine["revoked_at"].is_null());
+    let t1: Value = serde_json::from_str(
+        &clients_ok(&app, &dir.0, &["list", "--tenant", "t1", "--json"]).await,
+    )
+    .unwrap();
+    assert_eq!(t1.as_array().unwrap().len(), 1);
+
+    let rotated = clients_ok(&app, &dir.0, &["rotate", &id, "--json"]).await;
+    let rotated: Value = serde_json::from_str(&rotated).unwrap();
+    assert_eq!(rotated["client_id"], id.as_str(), "rotation keeps the id");
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    assert_eq!(jobs_status(&app, &old_token).await, 401, "the old secret's token is gone");
+    assert_eq!(ep_status(&app, &id, &secret).await.0, 401, "the old secret is refused");
+    let (status, token) = ep_status(&app, &id, &new_secret).await;
+    assert_eq!(status, 200, "the new secret works");
+    let token = token.unwrap();
+
+    let out = clients_ok(&app, &dir.0, &["revoke", &id]).await;
+    assert!(out.contains(&id) && out.contains("revoked"), "{out:?}");
+    assert_eq!(jobs_status(&app, &token).await, 401, "an issued token stops at once");
+    assert_eq!(ep_status(&app, &id, &new_secret).await.0, 401, "no new token either");
+    let again = clients_ok(&app, &dir.0, &["revoke", &id]).await;
+    assert!(again.contains("revoked"), "revoking twice is not an error: {again:?}");
+    let table = clients_ok(&app, &dir.0, &["list"]).await;
+    let header = table.lines().next().unwrap_or_default();
+    for column in ["CLIENT ID", "TENANT", "ROLE", "NAME", "CREATED", "REVOKED"] {
+        assert!(header.contains(column), "{header:?} lacks {column}");
+    }
+    let row = table.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains(" t1 ") && row.contains(" ci ") && row.trim_end().ends_with('Z'),
+        "{row:?}"
+    );
+    let admin_row =
+        table.lines().find(|l| l.starts_with(&app.admin.client.id.to_string())).unwrap();
+    assert!(
+        admin_row.trim_end().ends_with('-'),
+        "an active client's REVOKED is `-`: {admin_row:?}"
+    );
+
+    let unknown = jobline_core::ClientId::new().to_string();
+    let err = clients_err(&app, &dir.0, &["revoke", &unknown]).await;
+    assert!(err.contains(&format!("no client with id {unknown}")), "{err}");
+    let err = clients_err(&app, &dir.0, &["rotate", &unknown]).await;
+    assert!(err.contains(&format!("no active client with id {unknown}")), "{err}");
+    let err = clients_err(&app, &dir.0, &["rotate", &id]).await;
+    assert!(err.contains("revoked"), "a revoked client cannot be rotated: {err}");
+    let err = clients_err(&app, &dir.0, &["revoke", "not-a-uuid"]).await;
+    assert!(err.contains("36-character uuid"), "{err}");
 }
 
 /// A port that was free a moment ago (bound, then released for the child to take).
@@ -163,6 +289,7 @@ async fn help_explains_every_setting_and_gives_examples() {
         "--queue-concurrency",
         "--max-connections",
         "--log-format",
+        "--token-lifetime-secs",
         "Examples:",
     ] {
         assert!(help.contains(expected), "serve --help lacks {expected:?}");
@@ -234,5 +361,6 @@ async fn a_job_of_a_process_killed_mid_job_is_rescued_and_completed_by_another(
 }
 
 jobline_testkit::on_both_engines!(
-    a_job_of_a_process_killed_mid_job_is_rescued_and_completed_by_another
+    a_job_of_a_process_killed_mid_job_is_rescued_and_completed_by_another,
+    clients_list_rotate_and_revoke_take_effect_on_a_running_server,
 );

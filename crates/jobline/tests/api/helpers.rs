@@ -2,7 +2,7 @@
 
 use jobline::config::Config;
 use jobline::Application;
-use jobline_core::{Clock, SystemClock};
+use jobline_core::{Clock, FakeClock, SystemClock};
 use jobline_store::{NewClient, Store};
 use jobline_testkit::{Engine, TestDb};
 use jobline_worker::RuntimeConfig;
@@ -19,8 +19,8 @@ const STOP_WITHIN: Duration = Duration::from_secs(10);
 /// The service on a fresh database, served on `127.0.0.1` at a random port.
 ///
 /// It runs with a SystemClock: the worker runtime's leases and heartbeats need time to move on
-/// its own. Dropping it (without [`TestApp::stop`]) still shuts the app down, in the
-/// background.
+/// its own; [`TestApp::spawn_with_clock`] gives an API-only app on a `FakeClock` instead.
+/// Dropping it (without [`TestApp::stop`]) still shuts the app down, in the background.
 pub(crate) struct TestApp {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub(crate) address: String,
@@ -48,20 +48,35 @@ impl TestApp {
 
     /// [`TestApp::spawn`] with settings changed by `tune` (lowered timeouts, say).
     pub(crate) async fn spawn_with(engine: Engine, tune: impl FnOnce(&mut Config)) -> Self {
-        Self::spawn_on(Arc::new(TestDb::new(engine).await), true, None, tune).await
+        let db = Arc::new(TestDb::new(engine).await);
+        Self::spawn_on(db, true, None, Arc::new(SystemClock), tune).await
+    }
+
+    /// Starts the app API-only (no worker: its leases need a clock that moves on its own) on a
+    /// fresh `engine` database, reading time from `clock` so the test can move it, with its
+    /// settings changed by `tune` (a token lifetime, say).
+    pub(crate) async fn spawn_with_clock(
+        engine: Engine,
+        clock: &FakeClock,
+        tune: impl FnOnce(&mut Config),
+    ) -> Self {
+        let db = Arc::new(TestDb::new(engine).await);
+        Self::spawn_on(db, false, None, Arc::new(clock.clone()), tune).await
     }
 
     /// A second process on this app's database serving the API only (no worker), as another
     /// node of a PostgreSQL deployment would; it knows the same admin client.
     #[allow(dead_code)] // used by the PostgreSQL-only cross-process tests
     pub(crate) async fn spawn_api_node(&self) -> Self {
-        Self::spawn_on(self.db.clone(), false, Some(self.admin.clone()), |_| {}).await
+        let clock = self.store.clock().clone();
+        Self::spawn_on(self.db.clone(), false, Some(self.admin.clone()), clock, |_| {}).await
     }
 
     async fn spawn_on(
         db: Arc<TestDb>,
         worker: bool,
         admin: Option<NewClient>,
+        clock: Arc<dyn Clock>,
         tune: impl FnOnce(&mut Config),
     ) -> Self {
         // Bound before anything is spawned: connections queue until the app serves them.
@@ -83,11 +98,12 @@ impl TestApp {
         tune(&mut config);
         let (shutdown, stopped) = oneshot::channel::<()>();
         // A dropped sender stops the app too, so a test that forgets `stop` leaks nothing.
-        let app = Application::build(config, listener, async move {
+        let stopped = async move {
             let _ = stopped.await;
-        })
-        .await
-        .expect("build the app");
+        };
+        let app = Application::build_with_clock(config, listener, stopped, clock)
+            .await
+            .expect("build the app");
         let address = format!("http://{}", app.local_addr());
         let store = app.store().clone();
         let admin = admin
@@ -108,9 +124,26 @@ impl TestApp {
         }
     }
 
+    /// The URL of the app's database, for another process (the `jobline` binary) to open.
+    pub(crate) fn database_url(&self) -> &str {
+        &self.db.url
+    }
+
     /// `GET {address}{path}`.
     pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(format!("{}{path}", self.address)).send().await.expect("send GET")
+    }
+
+    /// `POST {path}` (either token endpoint) with client credentials, whatever it answers.
+    pub(crate) async fn request_token(
+        &self,
+        path: &str,
+        id: &str,
+        secret: &str,
+    ) -> reqwest::Response {
+        let form =
+            [("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)];
+        self.client.post(format!("{}{path}", self.address)).form(&form).send().await.expect("send")
     }
 
     /// An Elastic Path access token (client credentials) for `client`.

@@ -5,6 +5,7 @@
 //! (`helpers::TestApp`). Process-level tests in `cli` run the compiled `jobline` binary itself.
 //! Dialect modules join here as they are built: `mod pxm;`, `mod promotions;`, `mod zuora;`.
 
+mod auth_matrix;
 mod cli;
 mod edge;
 mod engine;
