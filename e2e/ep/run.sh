@@ -33,7 +33,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-db="sqlite:$tmp/jobline.db"
+# E2E_DATABASE_URL runs the suite on another database (the CI passes a fresh PostgreSQL one).
+db="${E2E_DATABASE_URL:-sqlite:$tmp/jobline.db}"
 port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
 
 # Creating the client first also migrates the database, and a database with a client makes

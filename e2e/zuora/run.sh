@@ -19,7 +19,8 @@ fi
 BIN="${JOBLINE_BIN:-${CARGO_TARGET_DIR:-target}/debug/jobline}"
 [ -x "$BIN" ] || cargo build -p jobline
 WORK=$(mktemp -d)
-DB="sqlite:$WORK/jobline.db"
+# E2E_DATABASE_URL runs the suite on another database (the CI passes a fresh PostgreSQL one).
+DB="${E2E_DATABASE_URL:-sqlite:$WORK/jobline.db}"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 
 "$BIN" migrate --database-url "$DB" >/dev/null
