@@ -106,7 +106,8 @@ struct Inner {
     wake: Notify,
     breakpoints: Breakpoints,
     root: CancellationToken,
-    /// Feeds the completion batcher, started on first use (see [`Runtime::complete`]).
+    /// Feeds successes to the `run` loop, which records them with its next claim (see
+    /// [`Runtime::complete`]); unset outside `run`.
     completer: OnceLock<mpsc::UnboundedSender<Completion>>,
 }
 
@@ -168,8 +169,7 @@ impl Runtime {
         let slots = inner.config.slots;
         info!(worker = %inner.owner, slots, prefetch = inner.config.prefetch, kinds = ?inner.registry.kinds(), "worker runtime started");
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
-        // Completions go to this loop from now on (a runtime used by `run_once` before keeps
-        // its own batcher, which is as correct, only not combined with claims).
+        // Completions go to this loop from now on.
         let _ = inner.completer.set(done_tx);
         let mut tasks = JoinSet::new();
         let background = CancellationToken::new();
@@ -634,14 +634,16 @@ impl Runtime {
         // The handler is done: its slot is free for the next job while the success is
         // recorded (the claim loop counts running jobs to decide how many to claim).
         self.lock_running().remove(&claimed.job().id);
-        let sender = self.inner.completer.get_or_init(|| spawn_completer(self.inner.store.clone()));
-        let (reply, answer) = oneshot::channel();
-        if sender.send((claimed.clone(), result.clone(), reply)).is_ok() {
-            if let Ok(outcome) = answer.await {
-                return outcome;
+        // Under `run`, the loop records it with the next claim, in one transaction.
+        if let Some(sender) = self.inner.completer.get() {
+            let (reply, answer) = oneshot::channel();
+            if sender.send((claimed.clone(), result.clone(), reply)).is_ok() {
+                if let Ok(outcome) = answer.await {
+                    return outcome;
+                }
             }
         }
-        // The batcher is gone (the runtime is being dropped): record it directly.
+        // No loop (`run_once`), or it has stopped: record it directly.
         self.inner.store.complete(claimed, result).await
     }
 
@@ -671,39 +673,4 @@ impl Runtime {
             Err(e) => warn!(error = %e, "could not record cancel"),
         }
     }
-}
-
-/// The completion batcher: takes whatever completions are waiting (up to
-/// [`COMPLETION_BATCH`]) and records them in one transaction. It ends when the runtime that
-/// feeds it is dropped.
-fn spawn_completer(store: Store) -> mpsc::UnboundedSender<Completion> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Completion>();
-    tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < COMPLETION_BATCH {
-                match rx.try_recv() {
-                    Ok(c) => batch.push(c),
-                    Err(_) => break,
-                }
-            }
-            let items: Vec<_> = batch.iter().map(|(c, r, _)| (c.as_ref(), r.clone())).collect();
-            match store.complete_many(&items).await {
-                Ok(outcomes) => {
-                    for ((_, _, reply), outcome) in batch.into_iter().zip(outcomes) {
-                        let _ = reply.send(outcome);
-                    }
-                }
-                // The transaction as a whole failed: record each one alone, so each gets its
-                // own answer (and one bad apple cannot block the rest).
-                Err(e) => {
-                    warn!(error = %e, "batched completion failed; recording one by one");
-                    for (claimed, result, reply) in batch {
-                        let _ = reply.send(store.complete(&claimed, result).await);
-                    }
-                }
-            }
-        }
-    });
-    tx
 }
