@@ -213,6 +213,17 @@ pub struct Progress {
     pub total: Option<u64>,
 }
 
+/// How far a job got for good: the units of its input done by committed batches, and what its
+/// kind needs to go on from there (its counts so far). A retried, released or adopted job
+/// starts from its checkpoint, not from the beginning; a new job has [`Checkpoint::default`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Checkpoint {
+    /// Units of input done (rows read, codes made).
+    pub position: u64,
+    /// The kind's own state at that position (`Null` before the first batch).
+    pub state: serde_json::Value,
+}
+
 /// One error a job recorded (a bad CSV row, a failed record).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobErrorEntry {
@@ -290,6 +301,8 @@ pub struct Job {
     pub error: Option<String>,
     /// Progress counters.
     pub progress: Progress,
+    /// Where a new attempt resumes (see [`Checkpoint`]).
+    pub checkpoint: Checkpoint,
     /// The request id of the request that created it.
     pub x_request_id: Option<String>,
     /// The client that created it.

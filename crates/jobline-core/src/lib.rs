@@ -29,6 +29,6 @@ pub use clock::{Clock, SystemClock};
 pub use error::{TransitionError, ValidationError};
 pub use ids::{ClientId, JobId, QueueKey, TenantId};
 pub use job::{
-    Action, CancelPolicy, InitialState, Job, JobErrorEntry, JobState, KindSpec, NewJob, Progress,
-    Role,
+    Action, CancelPolicy, Checkpoint, InitialState, Job, JobErrorEntry, JobState, KindSpec, NewJob,
+    Progress, Role,
 };

@@ -18,6 +18,13 @@ pub enum StoreError {
     /// finished). The worker must stop and write nothing more.
     #[error("write fenced off: the job is no longer held by this attempt")]
     Fenced,
+    /// A batch of a bulk job was already committed: the job's checkpoint is past the batch's
+    /// start. Nothing of the batch was written again (see `checkpoint`).
+    #[error("the batch starting at {from} was already committed")]
+    Replayed {
+        /// The position the batch started from.
+        from: u64,
+    },
     /// A unique constraint refused the row; the constraint's name says which.
     #[error("duplicate ({constraint})")]
     Duplicate {

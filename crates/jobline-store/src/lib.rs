@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod catalog;
+mod checkpoint;
 mod db;
 mod error;
 mod events;
@@ -30,6 +31,7 @@ pub use catalog::{
     BuildOutcome, CatalogPage, HierarchyCopy, ImportRow, NodeLevel, PriceBookRef, RowOutcome,
     RowResult, Upserted,
 };
+pub use checkpoint::Step;
 pub use error::StoreError;
 pub use events::StoreEvent;
 pub use identity::{

@@ -3,13 +3,14 @@
 use crate::StoreError;
 use jobline_core::clock::from_millis;
 use jobline_core::{
-    CancelPolicy, Job, JobErrorEntry, JobId, JobState, Progress, QueueKey, TenantId,
+    CancelPolicy, Checkpoint, Job, JobErrorEntry, JobId, JobState, Progress, QueueKey, TenantId,
 };
 
 /// Every column of `jobs`, in the order of [`JOB_COLUMNS`].
 pub(crate) const JOB_COLUMNS: &str = "id, tenant_id, kind, queue, subject, state, attempt, \
     max_attempts, cancel_mask, payload, result, error, progress_done, progress_total, \
-    x_request_id, created_by, created_at, updated_at, started_at, completed_at";
+    x_request_id, created_by, created_at, updated_at, started_at, completed_at, \
+    checkpoint_pos, checkpoint";
 
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct JobRow {
@@ -33,6 +34,8 @@ pub(crate) struct JobRow {
     updated_at: i64,
     started_at: Option<i64>,
     completed_at: Option<i64>,
+    checkpoint_pos: i64,
+    checkpoint: Option<String>,
 }
 
 impl JobRow {
@@ -81,6 +84,10 @@ impl TryFrom<JobRow> for Job {
             updated_at: from_millis(r.updated_at),
             started_at: r.started_at.map(from_millis),
             completed_at: r.completed_at.map(from_millis),
+            checkpoint: Checkpoint {
+                position: u64::try_from(r.checkpoint_pos).unwrap_or(0),
+                state: r.checkpoint.as_deref().map(parse_json).transpose()?.unwrap_or_default(),
+            },
         })
     }
 }

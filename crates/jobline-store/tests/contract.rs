@@ -2,9 +2,10 @@
 //! database). These tests are the reason the two engines may share one API.
 
 use jobline_core::{
-    CancelPolicy, FakeClock, JobErrorEntry, JobId, JobState, KindSpec, NewJob, QueueKey, TenantId,
+    CancelPolicy, Checkpoint, FakeClock, JobErrorEntry, JobId, JobState, KindSpec, NewJob,
+    QueueKey, TenantId,
 };
-use jobline_store::{JobFile, JobFilter, Page, Store, StoreError};
+use jobline_store::{JobFile, JobFilter, Page, Step, Store, StoreError};
 use jobline_testkit::{on_both_engines, Engine, TestDb};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -395,6 +396,44 @@ async fn release_and_retry_requeue_jobs(engine: Engine) {
     assert_eq!(last.error.as_deref(), Some("flaky"));
 }
 
+/// A batch's checkpoint commits once: the next attempt (after a release, a crash or a retry)
+/// sees it, a replay of the same batch is refused before it writes, a stale attempt is fenced.
+async fn checkpoints_commit_once_and_survive_every_hand_over(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let t = tenant("t1");
+    let id = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
+    let c1 = store.claim("w", 1, LEASE, 1).await.unwrap().remove(0);
+    assert_eq!(c1.job().checkpoint, Checkpoint::default(), "a new job starts at zero");
+    let counts = serde_json::json!({"created": 2});
+    let error = JobErrorEntry { row: Some(3), ..JobErrorEntry::message("bad row") };
+    let first = Step { from: 0, to: 3, total: Some(10), state: &counts };
+    store.commit_step(c1.fence(), &first, std::slice::from_ref(&error)).await.unwrap();
+    // The same batch again: refused, and its error is not recorded twice.
+    let replay = store.commit_step(c1.fence(), &first, std::slice::from_ref(&error)).await;
+    assert!(matches!(replay, Err(StoreError::Replayed { from: 0 })), "{replay:?}");
+    assert_eq!(store.list_errors(id, 0, 10).await.unwrap().1, 1, "recorded once");
+    let j = store.get(&t, id).await.unwrap();
+    assert_eq!((j.progress.done, j.progress.total), (3, Some(10)));
+
+    // A graceful release, then a crash (lease expiry): each next attempt resumes at 3.
+    store.release(&c1).await.unwrap();
+    let c2 = store.claim("w", 1, LEASE, 1).await.unwrap().remove(0);
+    assert_eq!(c2.job().checkpoint, Checkpoint { position: 3, state: counts.clone() });
+    clock.advance(LEASE * 2);
+    store.rescue_expired().await.unwrap();
+    let c3 = store.claim("w", 1, LEASE, 1).await.unwrap().remove(0);
+    assert_eq!(c3.job().checkpoint.position, 3);
+    // The crashed attempt cannot move the checkpoint any more.
+    let stale = Step { from: 3, to: 6, total: None, state: &counts };
+    assert!(matches!(store.commit_step(c2.fence(), &stale, &[]).await, Err(StoreError::Fenced)));
+    let next = serde_json::json!({"created": 5});
+    let step = Step { from: 3, to: 6, total: None, state: &next };
+    store.commit_step(c3.fence(), &step, &[]).await.unwrap();
+    let j = store.get(&t, id).await.unwrap();
+    assert_eq!(j.checkpoint, Checkpoint { position: 6, state: next });
+    assert_eq!(j.progress.total, Some(10), "a step without a total keeps the known one");
+}
+
 /// A retry delay keeps the job out of reach until its time comes.
 async fn retry_delay_is_honoured(engine: Engine) {
     let (_db, store, clock) = setup(engine).await;
@@ -723,6 +762,7 @@ on_both_engines!(
     cancel_follows_the_kind_policy,
     cancel_of_running_job_fences_handler_writes,
     release_and_retry_requeue_jobs,
+    checkpoints_commit_once_and_survive_every_hand_over,
     retry_delay_is_honoured,
     lists_filter_and_page,
     errors_and_files_round_trip,

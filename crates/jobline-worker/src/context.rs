@@ -71,6 +71,29 @@ impl JobContext {
         self.breakpoints.pass(name, &self.cancel).await;
     }
 
+    /// Where this run starts: the position and the kind's state (`T`, its counts so far) that
+    /// the job's last committed batch left, or `(0, T::default())` on a first run. A bulk
+    /// handler skips `position` units of its input and goes on from there, passing a
+    /// [`Step`](jobline_store::Step) from that position with each batch it commits.
+    pub fn resume<T: serde::de::DeserializeOwned + Default>(&self) -> Result<(u64, T), JobError> {
+        let checkpoint = &self.job().checkpoint;
+        if checkpoint.state.is_null() {
+            return Ok((checkpoint.position, T::default()));
+        }
+        let state = serde_json::from_value(checkpoint.state.clone())
+            .map_err(|e| JobError::Fatal(format!("the job's checkpoint cannot be read: {e}")))?;
+        Ok((checkpoint.position, state))
+    }
+
+    /// Commits a batch with no effects of its own: its errors and the checkpoint move.
+    pub async fn commit_step(
+        &self,
+        step: &jobline_store::Step<'_>,
+        errors: &[JobErrorEntry],
+    ) -> Result<(), JobError> {
+        Ok(self.store.commit_step(self.fence(), step, errors).await?)
+    }
+
     /// Records progress (fenced).
     pub async fn progress(&self, done: u64, total: Option<u64>) -> Result<(), JobError> {
         Ok(self.store.set_progress(self.fence(), done, total).await?)

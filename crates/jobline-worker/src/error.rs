@@ -22,6 +22,9 @@ impl From<StoreError> for JobError {
         match err {
             // The job moved on without us (cancelled, rescued, finished): stop writing.
             StoreError::Fenced => JobError::Cancelled,
+            // The job's checkpoint moved past the batch this attempt was writing: another
+            // attempt is the only way (nothing was written); the next one resumes from it.
+            StoreError::Replayed { .. } => JobError::Retryable(err.to_string()),
             StoreError::Unavailable(e) => JobError::Retryable(format!("database unavailable: {e}")),
             other => JobError::Fatal(other.to_string()),
         }

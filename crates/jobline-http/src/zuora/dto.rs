@@ -239,6 +239,7 @@ mod tests {
             result: None,
             error: None,
             progress: jobline_core::Progress::default(),
+            checkpoint: jobline_core::Checkpoint::default(),
             x_request_id: None,
             created_by: None,
             created_at: t0,
