@@ -15,6 +15,8 @@ pub struct Breakpoints {
 
 #[derive(Debug)]
 struct Point {
+    /// Passes still to let through before the point stops one (`arm_nth`).
+    skip: Mutex<usize>,
     reached: Notify,
     go: Semaphore,
 }
@@ -28,7 +30,17 @@ pub struct Breakpoint {
 impl Breakpoints {
     /// Arms `name`: the next handler passing it waits there.
     pub fn arm(&self, name: &str) -> Breakpoint {
-        let point = Arc::new(Point { reached: Notify::new(), go: Semaphore::new(0) });
+        self.arm_nth(name, 1)
+    }
+
+    /// Arms `name` for its `n`-th pass from now (1 = the next): the passes before go through,
+    /// so a test can stop a bulk job right after its `n`-th committed batch.
+    pub fn arm_nth(&self, name: &str, n: usize) -> Breakpoint {
+        let point = Arc::new(Point {
+            skip: Mutex::new(n.saturating_sub(1)),
+            reached: Notify::new(),
+            go: Semaphore::new(0),
+        });
         self.armed.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned(), point.clone());
         Breakpoint { point }
     }
@@ -36,7 +48,20 @@ impl Breakpoints {
     /// Called by handlers. Waits if `name` is armed (once: passing disarms it) until the test
     /// releases it or `cancel` fires.
     pub(crate) async fn pass(&self, name: &str, cancel: &CancellationToken) {
-        let point = self.armed.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        let point = {
+            let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
+            let due = armed.get(name).is_some_and(|p| {
+                let mut skip = p.skip.lock().unwrap_or_else(|e| e.into_inner());
+                let due = *skip == 0;
+                *skip = skip.saturating_sub(1);
+                due
+            });
+            if due {
+                armed.remove(name)
+            } else {
+                None
+            }
+        };
         if let Some(point) = point {
             point.reached.notify_one();
             tokio::select! {
