@@ -152,6 +152,13 @@ pub enum Action {
     Release,
     /// A client asks to cancel: queued → `cancelled`, running → `cancelling`, as the policy allows.
     RequestCancel,
+    /// A client asks to cancel a queued job that an earlier attempt already left effects of
+    /// (its checkpoint is past zero: it crashed or was released mid-way), of a kind whose
+    /// cancel reaches running work (its policy allows `running`, so it has an undo):
+    /// `pending → cancelling`, so that a worker adopts it and the kind's undo runs whichever
+    /// attempt made the effects. The store picks this over `RequestCancel` by the job's
+    /// checkpoint and policy, in the same statement.
+    CancelWithEffects,
     /// The handler stopped (or its deadline passed): `cancelling → cancelled`.
     FinishCancel,
     /// The lease expired with attempts left: `running → pending`, `cancelling → cancelled`.
@@ -162,7 +169,7 @@ pub enum Action {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::Submit,
         Action::Claim,
         Action::Succeed,
@@ -170,6 +177,7 @@ impl Action {
         Action::Retry,
         Action::Release,
         Action::RequestCancel,
+        Action::CancelWithEffects,
         Action::FinishCancel,
         Action::Rescue,
         Action::Exhaust,
@@ -187,6 +195,10 @@ impl Action {
             (Action::RequestCancel, AwaitingInput | Pending) if policy.allows(from) => Cancelled,
             (Action::RequestCancel, Running) if policy.allows(from) => Cancelling,
             (Action::RequestCancel, state) => {
+                return Err(TransitionError::NotCancellable { state });
+            }
+            (Action::CancelWithEffects, Pending) if policy.allows(Running) => Cancelling,
+            (Action::CancelWithEffects, state) => {
                 return Err(TransitionError::NotCancellable { state });
             }
             (Action::FinishCancel, Cancelling) => Cancelled,
@@ -436,6 +448,11 @@ mod tests {
                         }
                         (Action::RequestCancel, Pending) => Some(Cancelled),
                         (Action::RequestCancel, Running)
+                            if policy == CancelPolicy::PENDING_OR_RUNNING =>
+                        {
+                            Some(Cancelling)
+                        }
+                        (Action::CancelWithEffects, Pending)
                             if policy == CancelPolicy::PENDING_OR_RUNNING =>
                         {
                             Some(Cancelling)

@@ -291,9 +291,12 @@ static HEARTBEAT_SQL: LazyLock<String> = LazyLock::new(|| {
 
 /// Finishing moves: `$1` new state, `$2` now, `$3` result, `$4` error, `$5` id, `$6` attempt.
 fn finish_sql(action: Action) -> String {
+    // A job that ends failed or cancelled without a result of its own reports what its
+    // committed batches did (its checkpoint): a terminal job's result tells what it left.
+    let fallback = if action == Action::Succeed { "" } else { ", checkpoint" };
     format!(
         "UPDATE jobs SET state = $1, updated_at = $2, completed_at = $2, \
-           result = COALESCE($3, result), error = COALESCE($4, error), \
+           result = COALESCE($3, result{fallback}), error = COALESCE($4, error), \
            lease_owner = NULL, lease_expires_at = NULL \
          WHERE id = $5 AND attempt = $6 AND state IN ({}) RETURNING {JOB_COLUMNS}",
         sources(action)
@@ -313,6 +316,8 @@ static RETRY_SQL: LazyLock<String> = LazyLock::new(|| {
            completed_at = CASE WHEN attempt < max_attempts THEN NULL ELSE $1 END, \
            started_at = CASE WHEN attempt < max_attempts THEN NULL ELSE started_at END, \
            available_at = $2, error = $3, updated_at = $1, \
+           result = CASE WHEN attempt < max_attempts THEN result \
+             ELSE COALESCE(result, checkpoint) END, \
            lease_owner = NULL, lease_expires_at = NULL \
          WHERE id = $4 AND attempt = $5 AND state IN ({}) RETURNING {JOB_COLUMNS}",
         sources(Action::Retry),
@@ -340,6 +345,30 @@ static RELEASE_SQL: LazyLock<String> = LazyLock::new(|| {
 /// appends the scope's kind (and subject) conditions.
 static REQUEST_CANCEL_SQL: LazyLock<String> = LazyLock::new(|| {
     let from = Action::RequestCancel.sources(CancelPolicy::ANY);
+    // A queued job that earlier attempts left effects of (a crash or a release mid-way), of a
+    // kind whose cancel reaches running work, goes `cancelling` instead, with an expired lease
+    // and no owner: the next heartbeat of any runtime adopts it and runs the kind's undo
+    // (a rescued `code_generate` cancelled while queued used to keep its codes). Other kinds
+    // end `cancelled` at once and report what the earlier attempts left (their checkpoint).
+    let running_mask = CancelPolicy::only(JobState::Running).mask();
+    let undo: Vec<String> = Action::CancelWithEffects
+        .sources(CancelPolicy::ANY)
+        .iter()
+        .map(|s| {
+            format!(
+                "(state = '{s}' AND checkpoint_pos > 0 AND (cancel_mask & {running_mask}) <> 0)"
+            )
+        })
+        .collect();
+    let undo = undo.join(" OR ");
+    let undo_target: Vec<&str> = Action::CancelWithEffects
+        .sources(CancelPolicy::ANY)
+        .iter()
+        .map(|s| target(Action::CancelWithEffects, *s))
+        .collect();
+    let [undo_target] = undo_target.as_slice() else {
+        panic!("CancelWithEffects must lead to one state")
+    };
     let cases: String = from
         .iter()
         .map(|s| format!("WHEN state = '{s}' THEN '{}' ", target(Action::RequestCancel, *s)))
@@ -350,10 +379,21 @@ static REQUEST_CANCEL_SQL: LazyLock<String> = LazyLock::new(|| {
             format!("(state = '{s}' AND (cancel_mask & {}) <> 0)", CancelPolicy::only(*s).mask())
         })
         .collect();
+    // The states a cancel ends at once (queued ones).
+    let at_once: Vec<JobState> = from
+        .iter()
+        .copied()
+        .filter(|s| Action::RequestCancel.apply(*s, CancelPolicy::ANY) == Ok(JobState::Cancelled))
+        .collect();
+    let at_once = state_list(&at_once);
     format!(
-        "UPDATE jobs SET state = CASE {cases}END, updated_at = $1 \
+        "UPDATE jobs SET state = CASE WHEN {undo} THEN '{undo_target}' {cases}END, \
+           updated_at = $1, \
+           lease_expires_at = CASE WHEN {undo} THEN $1 - 1 ELSE lease_expires_at END, \
+           result = CASE WHEN state IN ({at_once}) AND checkpoint_pos > 0 AND NOT ({undo}) \
+             THEN COALESCE(result, checkpoint) ELSE result END \
          WHERE id = $2 AND tenant_id = $3 AND ({})",
-        allowed.join(" OR ")
+        allowed.join(" OR "),
     )
 });
 
@@ -370,8 +410,13 @@ fn rescue_sql(from: JobState, extra: &str, expired_before: &str) -> String {
 }
 
 /// Ends `cancelling` jobs nobody adopted (`$2`: expired before this, a grace behind `$1`).
-static RESCUE_CANCELLING_SQL: LazyLock<String> =
-    LazyLock::new(|| rescue_sql(JobState::Cancelling, "completed_at = $1,", "$2"));
+static RESCUE_CANCELLING_SQL: LazyLock<String> = LazyLock::new(|| {
+    rescue_sql(
+        JobState::Cancelling,
+        "completed_at = $1, result = COALESCE(result, checkpoint),",
+        "$2",
+    )
+});
 
 /// How long an expired `cancelling` job waits for a live worker to adopt it and run its undo
 /// ([`Store::adopt_cancelling`]) before the rescue sweep ends it `cancelled` without one. Every
@@ -398,6 +443,7 @@ static EXHAUST_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET state = '{}', updated_at = $1, completed_at = $1, \
            error = 'worker lost: lease expired after ' || attempt || ' attempt(s)', \
+           result = COALESCE(result, checkpoint), \
            lease_owner = NULL, lease_expires_at = NULL \
          WHERE state IN ({}) AND lease_expires_at < $1 AND attempt >= max_attempts \
          RETURNING {JOB_COLUMNS}",

@@ -5,7 +5,7 @@ use jobline_core::{
     CancelPolicy, Checkpoint, FakeClock, JobErrorEntry, JobId, JobState, KindSpec, NewJob,
     QueueKey, TenantId,
 };
-use jobline_store::{JobFile, JobFilter, Page, Step, Store, StoreError};
+use jobline_store::{JobFile, JobFilter, JobScope, Page, Step, Store, StoreError};
 use jobline_testkit::{on_both_engines, Engine, TestDb};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -434,6 +434,59 @@ async fn checkpoints_commit_once_and_survive_every_hand_over(engine: Engine) {
     assert_eq!(j.progress.total, Some(10), "a step without a total keeps the known one");
 }
 
+/// A job that earlier attempts left effects of tells the truth when it ends without running
+/// again: cancelled while queued, a kind that undoes (its cancel reaches running work) goes
+/// `cancelling` and is adopted for its undo; a kind that cannot undo ends `cancelled` at once
+/// and reports its checkpoint; a job that crashes out of attempts reports it too.
+async fn jobs_with_effects_of_earlier_attempts_end_truthfully(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let t = tenant("t1");
+    let scope = JobScope::tenant(&t);
+    let left = serde_json::json!({"created": 41});
+    let step = Step { from: 0, to: 41, total: Some(100), state: &left };
+
+    // Undoing kind: crashed after a batch, back in the queue, then cancelled.
+    let undoing = store.enqueue(job("t1", "a", RUNNABLE)).await.unwrap().id;
+    let c = store.claim("dead", 1, LEASE, 1).await.unwrap().remove(0);
+    store.commit_step(c.fence(), &step, &[]).await.unwrap();
+    clock.advance(LEASE * 2);
+    store.rescue_expired().await.unwrap();
+    assert_eq!(store.get(&t, undoing).await.unwrap().state, JobState::Pending);
+    let j = store.request_cancel(&scope, undoing).await.unwrap();
+    assert_eq!(j.state, JobState::Cancelling, "its undo must run first");
+    let adopted = store.adopt_cancelling("w2", LEASE).await.unwrap();
+    assert_eq!(adopted.len(), 1, "any runtime adopts it at once");
+    let undone = serde_json::json!({"deleted": 41});
+    let j = store.finish_cancel(&adopted[0], Some(undone.clone())).await.unwrap();
+    assert_eq!((j.state, j.result), (JobState::Cancelled, Some(undone)));
+
+    // A kind whose cancel only reaches queued jobs: cancelled at once, reporting what is left.
+    let kept = store.enqueue(job("t1", "b", QUEUED_ONLY)).await.unwrap().id;
+    let c = store.claim("w", 1, LEASE, 1).await.unwrap().remove(0);
+    store.commit_step(c.fence(), &step, &[]).await.unwrap();
+    store.release(&c).await.unwrap();
+    let j = store.request_cancel(&scope, kept).await.unwrap();
+    assert_eq!((j.state, j.result), (JobState::Cancelled, Some(left.clone())));
+
+    // A fresh job cancelled while queued has no result, as before.
+    let fresh = store.enqueue(job("t1", "c", RUNNABLE)).await.unwrap().id;
+    let j = store.request_cancel(&scope, fresh).await.unwrap();
+    assert_eq!((j.state, j.result), (JobState::Cancelled, None));
+
+    // Crashed out of attempts after a batch: failed, reporting what the batches left.
+    let crashing = store.enqueue(job("t1", "d", RUNNABLE)).await.unwrap().id;
+    for attempt in 0..3 {
+        let c = store.claim("dead", 1, LEASE, 1).await.unwrap().remove(0);
+        if attempt == 0 {
+            store.commit_step(c.fence(), &step, &[]).await.unwrap();
+        }
+        clock.advance(LEASE * 2);
+        store.rescue_expired().await.unwrap();
+    }
+    let j = store.get(&t, crashing).await.unwrap();
+    assert_eq!((j.state, j.result), (JobState::Failed, Some(left)));
+}
+
 /// A retry delay keeps the job out of reach until its time comes.
 async fn retry_delay_is_honoured(engine: Engine) {
     let (_db, store, clock) = setup(engine).await;
@@ -763,6 +816,7 @@ on_both_engines!(
     cancel_of_running_job_fences_handler_writes,
     release_and_retry_requeue_jobs,
     checkpoints_commit_once_and_survive_every_hand_over,
+    jobs_with_effects_of_earlier_attempts_end_truthfully,
     retry_delay_is_honoured,
     lists_filter_and_page,
     errors_and_files_round_trip,
