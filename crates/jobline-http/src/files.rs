@@ -29,7 +29,9 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// The download route.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v2/files/{job}/{name}", get(download))
+    Router::new()
+        .route("/v2/files/{job}/{name}", get(download))
+        .layer(axum::middleware::from_fn(crate::ep::refuse_nul))
 }
 
 fn mac(key: &[u8], job: JobId, name: &str, expires: i64) -> HmacSha256 {

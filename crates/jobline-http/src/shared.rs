@@ -8,8 +8,11 @@
 //! What this module must never do: import a dialect or decide a status code.
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap};
 use http_body_util::LengthLimitError;
+use serde::de::DeserializeOwned;
 use std::error::Error;
 use tower_http::timeout::TimeoutError;
 
@@ -65,6 +68,91 @@ fn is<T: Error + 'static>(e: &(dyn Error + 'static)) -> bool {
     e.is::<T>() || e.is::<Box<T>>()
 }
 
+/// Why a JSON body was refused; each dialect renders it in its own shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JsonError {
+    /// No `Content-Type: application/json` (or `application/*+json`).
+    ContentType,
+    /// The body could not be read.
+    Body(BodyError),
+    /// Not JSON (axum's text, with line and column).
+    Syntax(String),
+    /// JSON, but not the shape the route takes (axum's text, with the field's path).
+    Data(String),
+    /// A string holds U+0000 (`\u0000`). No text column of either engine can keep it
+    /// (PostgreSQL refuses it outright), so it is refused here, the same on both engines.
+    Nul,
+}
+
+/// The refusal of a body or parameter holding U+0000, which no stored text may hold.
+pub(crate) const NUL_REFUSED: &str = "text must not contain the NUL character (U+0000)";
+
+/// Whether a request's path or query spells U+0000 (`%00`): a path parameter or query value
+/// that decodes to it is refused before it reaches the store.
+pub(crate) fn uri_has_nul(uri: &axum::http::Uri) -> bool {
+    uri.path_and_query().is_some_and(|pq| contains_pct_nul(pq.as_str().as_bytes()))
+}
+
+/// Whether a body read by hand (a form, or JSON sent without a JSON content type) holds U+0000
+/// in any spelling: a raw byte, `%00`, or a JSON `\u0000`.
+pub(crate) fn body_has_nul(body: &[u8]) -> bool {
+    body.contains(&0) || contains_pct_nul(body) || escapes_nul(body)
+}
+
+fn contains_pct_nul(text: &[u8]) -> bool {
+    text.windows(3).any(|w| w == b"%00")
+}
+
+/// Reads a JSON body as axum's `Json` does (same content-type rule, same error texts), and
+/// refuses a NUL in any string or key before anything reaches the store.
+pub(crate) async fn json_body<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<T, JsonError> {
+    if !json_content_type(req.headers()) {
+        return Err(JsonError::ContentType);
+    }
+    let bytes =
+        Bytes::from_request(req, state).await.map_err(|e| JsonError::Body(BodyError::of(&e)))?;
+    if escapes_nul(&bytes) {
+        return Err(JsonError::Nul);
+    }
+    match axum::Json::<T>::from_bytes(&bytes) {
+        Ok(axum::Json(v)) => Ok(v),
+        Err(JsonRejection::JsonDataError(e)) => Err(JsonError::Data(e.body_text())),
+        Err(other) => Err(JsonError::Syntax(other.body_text())),
+    }
+}
+
+/// axum's rule: `application/json` or any `application/*+json`, parameters allowed.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", sub)) => sub == "json" || sub.ends_with("+json"),
+        _ => false,
+    }
+}
+
+/// Whether JSON text spells U+0000 as an escape. A raw NUL byte is already a syntax error, so
+/// the escape is the only way in; `\\u0000` (an escaped backslash, then text) is not one.
+pub(crate) fn escapes_nul(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json.get(i + 1) == Some(&b'u') && json.get(i + 2..i + 6) == Some(b"0000") {
+                return true;
+            }
+            i += 2; // the escaped character, whatever it is
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
 /// The whole of `body`, at most `limit` bytes.
 pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| BodyError::of(&e))
@@ -93,6 +181,24 @@ mod tests {
             h.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
             assert_eq!(bearer(&h), want, "{value:?}");
         }
+    }
+
+    #[test]
+    fn nul_escapes_are_found_and_nothing_else() {
+        use super::escapes_nul;
+        assert!(escapes_nul(br#"{"name":"a\u0000b"}"#));
+        assert!(escapes_nul(br#"{"a\u0000":1}"#));
+        assert!(escapes_nul(br#"["\\\u0000"]"#), "an escaped backslash, then the escape");
+        assert!(!escapes_nul(br#"{"name":"a\\u0000b"}"#), "a backslash, then text");
+        assert!(!escapes_nul(br#"{"name":"a\u0001b"}"#));
+        assert!(!escapes_nul(b"{}"));
+        assert!(super::body_has_nul(b"client_id=a%00b"));
+        assert!(super::body_has_nul(b"a\0b"));
+        assert!(!super::body_has_nul(b"client_id=a%000"[..13].as_ref()));
+        let uri: axum::http::Uri = "/v2/promotions/a%00b?x=1".parse().unwrap();
+        assert!(super::uri_has_nul(&uri));
+        let uri: axum::http::Uri = "/pcm/products?filter=eq(sku,a%2500)".parse().unwrap();
+        assert!(!super::uri_has_nul(&uri), "%25 is a percent sign, then text");
     }
 
     #[tokio::test]

@@ -11,10 +11,9 @@ pub mod params;
 
 pub use error::{Created, NoContent};
 
-use crate::shared::BodyError;
+use crate::shared::{body_has_nul, json_body, uri_has_nul, BodyError, JsonError, NUL_REFUSED};
 use crate::state::AppState;
 use axum::body::Bytes;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::routing::post;
 use axum::Router;
@@ -24,7 +23,9 @@ use serde::de::DeserializeOwned;
 
 /// The routes shared by both Elastic Path dialects.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/oauth/access_token", post(oauth::access_token))
+    Router::new()
+        .route("/oauth/access_token", post(oauth::access_token))
+        .layer(axum::middleware::from_fn(refuse_nul))
 }
 
 /// A JSON body; malformed JSON, a wrong content type or an oversized body get the Elastic Path
@@ -36,27 +37,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for EpJson<T> {
     type Rejection = EpError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, EpError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(EpJson(v)),
-            Err(rejection) => Err(json_rejection(&rejection)),
-        }
+        json_body(req, state).await.map(EpJson).map_err(|e| match e {
+            JsonError::ContentType => EpError::UnsupportedMediaType(
+                "expected a body with Content-Type: application/json".into(),
+            ),
+            JsonError::Body(e) => e.into(),
+            JsonError::Data(text) => EpError::BadRequest(format!("invalid request body: {text}")),
+            JsonError::Syntax(text) => EpError::BadRequest(format!("malformed JSON: {text}")),
+            JsonError::Nul => EpError::BadRequest(NUL_REFUSED.into()),
+        })
     }
 }
 
-fn json_rejection(rejection: &JsonRejection) -> EpError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => EpError::UnsupportedMediaType(
-            "expected a body with Content-Type: application/json".into(),
-        ),
-        JsonRejection::JsonDataError(e) => {
-            EpError::BadRequest(format!("invalid request body: {}", e.body_text()))
-        }
-        JsonRejection::JsonSyntaxError(e) => {
-            EpError::BadRequest(format!("malformed JSON: {}", e.body_text()))
-        }
-        JsonRejection::BytesRejection(e) => BodyError::of(e).into(),
-        other => EpError::BadRequest(other.body_text()),
+/// Refuses a request whose path or query holds `%00` (U+0000), in this dialect's shape, before
+/// any handler sees it: no stored text may hold NUL, and PostgreSQL would refuse it as a 500.
+pub(crate) async fn refuse_nul(
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if uri_has_nul(req.uri()) {
+        return axum::response::IntoResponse::into_response(EpError::BadRequest(
+            NUL_REFUSED.into(),
+        ));
     }
+    next.run(req).await
 }
 
 /// The raw body (a form, or JSON sent without a JSON content type), within the route's body
@@ -69,7 +73,11 @@ impl<S: Send + Sync> FromRequest<S> for EpBody {
     type Rejection = EpError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, EpError> {
-        Bytes::from_request(req, state).await.map(EpBody).map_err(|e| BodyError::of(&e).into())
+        let body = Bytes::from_request(req, state).await.map_err(|e| BodyError::of(&e))?;
+        if body_has_nul(&body) {
+            return Err(EpError::BadRequest(NUL_REFUSED.into()));
+        }
+        Ok(EpBody(body))
     }
 }
 

@@ -90,6 +90,7 @@ fn family_routes(family: Family) -> Router<AppState> {
         .route(&format!("{p}/{{id}}/jobs/{{job}}/file"), get(jobs::file))
         .method_not_allowed_fallback(ep::method_not_allowed)
         .layer(Extension(family))
+        .layer(axum::middleware::from_fn(ep::refuse_nul))
 }
 
 /// The resource object of a request body: `{"data": {…}}` as the SDK sends it, or the bare

@@ -70,5 +70,5 @@ pub fn routes() -> Router<AppState> {
         .route("/pricebooks/{id}/prices/{price}", c::record::<Price>())
         .fallback(ep::not_found)
         .method_not_allowed_fallback(ep::method_not_allowed);
-    Router::new().nest("/pcm", pcm)
+    Router::new().nest("/pcm", pcm).layer(axum::middleware::from_fn(ep::refuse_nul))
 }

@@ -15,10 +15,9 @@ pub mod jobs;
 pub mod oauth;
 pub mod records;
 
-use crate::shared::BodyError;
+use crate::shared::{body_has_nul, json_body, uri_has_nul, BodyError, JsonError, NUL_REFUSED};
 use crate::state::AppState;
 use axum::body::Bytes;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::routing::{get, patch, post};
 use axum::Router;
@@ -54,6 +53,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/oauth/token", post(oauth::token))
         .nest("/objects", objects)
+        .layer(axum::middleware::from_fn(refuse_nul))
         .layer(axum::middleware::from_fn(headers::track_and_request_ids))
 }
 
@@ -66,20 +66,35 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ZuoraJson<T> {
     type Rejection = ZuoraError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ZuoraError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ZuoraJson(v)),
-            Err(JsonRejection::BytesRejection(e)) => Err(BodyError::of(&e).into()),
-            Err(rejection) => Err(ZuoraError::bad_request(
-                error::BAD_HEADER,
-                match &rejection {
-                    JsonRejection::MissingJsonContentType(_) => {
-                        "expected a body with Content-Type: application/json".to_owned()
-                    }
-                    other => format!("invalid request body: {}", other.body_text()),
-                },
-            )),
-        }
+        json_body(req, state).await.map(ZuoraJson).map_err(|e| {
+            let text = match e {
+                JsonError::Body(e) => return e.into(),
+                JsonError::ContentType => {
+                    "expected a body with Content-Type: application/json".to_owned()
+                }
+                JsonError::Data(text) | JsonError::Syntax(text) => {
+                    format!("invalid request body: {text}")
+                }
+                JsonError::Nul => NUL_REFUSED.to_owned(),
+            };
+            ZuoraError::bad_request(error::BAD_HEADER, text)
+        })
     }
+}
+
+/// Refuses a request whose path or query holds `%00` (U+0000), in this dialect's shape, before
+/// any handler sees it: no stored text may hold NUL, and PostgreSQL would refuse it as a 500.
+pub(crate) async fn refuse_nul(
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if uri_has_nul(req.uri()) {
+        return axum::response::IntoResponse::into_response(ZuoraError::bad_request(
+            error::BAD_HEADER,
+            NUL_REFUSED,
+        ));
+    }
+    next.run(req).await
 }
 
 /// The raw body (the token endpoint's form), within the route's body limit; a body that cannot
@@ -91,7 +106,11 @@ impl<S: Send + Sync> FromRequest<S> for ZuoraBody {
     type Rejection = ZuoraError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ZuoraError> {
-        Bytes::from_request(req, state).await.map(ZuoraBody).map_err(|e| BodyError::of(&e).into())
+        let body = Bytes::from_request(req, state).await.map_err(|e| BodyError::of(&e))?;
+        if body_has_nul(&body) {
+            return Err(ZuoraError::bad_request(error::BAD_HEADER, NUL_REFUSED));
+        }
+        Ok(ZuoraBody(body))
     }
 }
 

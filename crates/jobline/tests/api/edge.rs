@@ -243,6 +243,70 @@ async fn zuora_object_routes_answer_unreadable_bodies_in_their_shape(engine: Eng
     assert_eq!(job["status"], "pending", "refused uploads leave the job waiting");
 }
 
+/// U+0000 in a JSON string, a form, a query or a path: a 400 in the dialect's shape on both
+/// engines, before anything reaches the store (PostgreSQL refused it with a 500 before).
+async fn nul_characters_get_a_400_in_the_dialect_shape(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let ep = app.admin_token().await;
+    let zuora = app.zuora_token(&app.admin).await;
+    let named = |name: &str| {
+        json!({"data": {"type": "product", "attributes": {
+            "name": name, "sku": "s", "slug": "s", "commodity_type": "physical"}}})
+    };
+    let promotion = json!({"data": {"type": "promotion", "name": "a\u{0}b",
+        "promotion_type": "fixed_discount", "enabled": true}});
+    let definition = json!({"definitions": {"vehicle": {
+        "object": "vehicle", "label": "Vehicle", "type": "object",
+        "properties": {"vin__c": {"type": "string", "label": "VIN"}},
+        "required": ["vin__c"], "filterable": ["vin__c"]}}});
+    let r = app.authed(Method::POST, "/objects/definitions/default", &zuora).json(&definition);
+    assert!(r.send().await.unwrap().status().is_success());
+
+    let mut ep_cases = vec![
+        app.authed(Method::POST, "/pcm/products", &ep).json(&named("a\u{0}b")),
+        app.authed(Method::POST, "/v2/promotions", &ep).json(&promotion),
+        app.authed(Method::GET, "/pcm/products?filter=eq(sku,a%00b)", &ep),
+        app.authed(Method::GET, "/v2/promotions/a%00b", &ep),
+        app.authed(Method::DELETE, "/v2/promotions/p/codes", &ep)
+            .body(r#"{"data":[{"code":"a\u0000"}]}"#),
+    ];
+    ep_cases.push(
+        app.client
+            .post(format!("{}/oauth/access_token", app.address))
+            .header("content-type", FORM)
+            .body("grant_type=client_credentials&client_id=a%00b&client_secret=s"),
+    );
+    for req in ep_cases {
+        let r = req.send().await.unwrap();
+        let what = r.url().to_string();
+        let (status, body) = json_error(r).await;
+        assert_eq!(status, 400, "{what}: {body}");
+        assert_eq!(body["errors"][0]["status"], "400", "{what}: {body}");
+        assert!(body.to_string().contains("NUL"), "{what}: {body}");
+    }
+    let records = json!({"records": [{"vin__c": "a\u{0}b"}]});
+    let zuora_cases = vec![
+        app.authed(Method::POST, "/objects/records/default/vehicle", &zuora).json(&records),
+        app.authed(Method::GET, "/objects/records/default/vehicle?q=vin__c%3Da%00b", &zuora),
+        app.authed(Method::GET, "/objects/records/default/vehicle/a%00b", &zuora),
+        app.client
+            .post(format!("{}/oauth/token", app.address))
+            .header("content-type", FORM)
+            .body("grant_type=client_credentials&client_id=a%00b&client_secret=s"),
+    ];
+    for req in zuora_cases {
+        let r = req.send().await.unwrap();
+        let what = r.url().to_string();
+        let (status, body) = json_error(r).await;
+        assert_eq!(status, 400, "{what}: {body}");
+        assert_eq!(body["code"], 71000020, "{what}: {body}");
+        assert!(body["message"].as_str().unwrap_or_default().contains("NUL"), "{what}: {body}");
+    }
+    let products = app.authed(Method::GET, "/pcm/products", &ep).send().await.unwrap();
+    let products: Value = products.json().await.unwrap();
+    assert_eq!(products["data"], json!([]), "nothing was written");
+}
+
 /// A test-lowered timeout for both reads.
 const READ_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -312,6 +376,7 @@ on_both_engines!(
     pxm_routes_answer_unreadable_bodies_in_the_ep_shape,
     promotions_routes_answer_unreadable_bodies_in_the_ep_shape,
     zuora_object_routes_answer_unreadable_bodies_in_their_shape,
+    nul_characters_get_a_400_in_the_dialect_shape,
     clients_that_stall_in_their_headers_are_disconnected,
     clients_that_stall_in_their_body_get_408_in_the_dialect_shape,
 );
