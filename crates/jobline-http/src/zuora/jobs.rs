@@ -14,7 +14,8 @@ use super::{page_size, query_pairs, ZuoraJson};
 use crate::request_id::RequestId;
 use crate::shared::BodyError;
 use crate::state::AppState;
-use axum::extract::{Path, Request, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, Uri};
 use axum::Json;
 use jobline_core::zuora::{BulkOperation, Op};
@@ -204,7 +205,7 @@ pub async fn upload(
         Err(other) => return Err(other.into()),
     };
     let bytes = if content_type.starts_with("multipart/form-data") {
-        multipart_file(&content_type, &body).ok_or_else(|| {
+        multipart_file(&content_type, body).await.ok_or_else(|| {
             ZuoraError::bad_request(
                 error::UPLOAD_BAD_REQUEST,
                 "a multipart upload needs a file part",
@@ -237,56 +238,56 @@ pub async fn upload(
     }
 }
 
-/// The bytes of the `file` part (or the only part) of a `multipart/form-data` body.
-fn multipart_file(content_type: &str, body: &[u8]) -> Option<Vec<u8>> {
-    let boundary = content_type
-        .split(';')
-        .filter_map(|p| p.trim().strip_prefix("boundary="))
-        .next()?
-        .trim_matches('"');
-    let delimiter = format!("--{boundary}");
-    let text = body;
-    let mut parts = Vec::new();
-    let mut rest = text;
-    while let Some(start) = find(rest, delimiter.as_bytes()) {
-        rest = &rest[start + delimiter.len()..];
-        if rest.starts_with(b"--") {
-            break;
+/// The bytes of the `file` part (or of the only part) of a `multipart/form-data` body, read by
+/// axum's multipart reader (multer) from the body already read whole; `None` when there is no
+/// such part or the framing is broken.
+async fn multipart_file(content_type: &str, body: Bytes) -> Option<Vec<u8>> {
+    let mut request = axum::http::Request::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(body))
+        .ok()?;
+    // The body is already read within the upload's own limit; axum's 2 MB default must not
+    // apply a second time.
+    axum::extract::DefaultBodyLimit::disable().apply(&mut request);
+    let mut form = Multipart::from_request(request, &()).await.ok()?;
+    let (mut parts, mut only) = (0usize, None);
+    while let Some(field) = form.next_field().await.ok()? {
+        parts += 1;
+        let is_file = field.name() == Some("file");
+        let bytes = field.bytes().await.ok()?;
+        if is_file {
+            return Some(bytes.to_vec());
         }
-        let end = find(rest, delimiter.as_bytes()).unwrap_or(rest.len());
-        parts.push(&rest[..end]);
+        only = Some(bytes.to_vec());
     }
-    let mut only = None;
-    for part in &parts {
-        let split = find(part, b"\r\n\r\n")?;
-        let head = String::from_utf8_lossy(&part[..split]).to_ascii_lowercase();
-        let mut content = &part[split + 4..];
-        content = content.strip_suffix(b"\r\n").unwrap_or(content);
-        if head.contains("name=\"file\"") {
-            return Some(content.to_vec());
-        }
-        only = Some(content.to_vec());
-    }
-    if parts.len() == 1 {
+    if parts == 1 {
         only
     } else {
         None
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
 #[cfg(test)]
 mod tests {
     use super::multipart_file;
 
-    #[test]
-    fn multipart_uploads_yield_the_file_part() {
-        let body = b"--xyz\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\nContent-Type: text/csv\r\n\r\na,b\n1,2\n\r\n--xyz--\r\n";
-        let got = multipart_file("multipart/form-data; boundary=xyz", body).unwrap();
+    #[tokio::test]
+    async fn multipart_uploads_yield_the_file_part() {
+        let body: &'static [u8] = b"--xyz\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\nContent-Type: text/csv\r\n\r\na,b\n1,2\n\r\n--xyz--\r\n";
+        let got = multipart_file("multipart/form-data; boundary=xyz", body.into()).await.unwrap();
         assert_eq!(got, b"a,b\n1,2\n");
-        assert!(multipart_file("multipart/form-data", body).is_none());
+        assert!(multipart_file("multipart/form-data", body.into()).await.is_none());
+        // Larger than axum's default body limit: the upload's own limit is the one that holds.
+        let big = [
+            b"--xyz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n".as_slice(),
+            &vec![b'a'; 3 << 20],
+            b"\r\n--xyz--\r\n",
+        ]
+        .concat();
+        let got = multipart_file("multipart/form-data; boundary=xyz", big.into()).await.unwrap();
+        assert_eq!(got.len(), 3 << 20);
+        // A part merely carrying `filename="file"` is not the `file` part.
+        let decoy: &'static [u8] = b"--xyz\r\nContent-Disposition: form-data; name=\"a\"; filename=\"file\"\r\n\r\nx\r\n--xyz\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\ny\r\n--xyz--\r\n";
+        assert!(multipart_file("multipart/form-data; boundary=xyz", decoy.into()).await.is_none());
     }
 }
