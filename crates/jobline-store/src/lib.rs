@@ -21,6 +21,7 @@ mod checkpoint;
 mod db;
 mod error;
 mod events;
+mod idempotency;
 mod identity;
 mod jobs;
 mod promotions;
@@ -34,6 +35,7 @@ pub use catalog::{
 pub use checkpoint::Step;
 pub use error::StoreError;
 pub use events::StoreEvent;
+pub use idempotency::{KeyClaim, STALE_RESERVATION};
 pub use identity::{
     hash_secret, random_token, Client, ClientRecord, Credentials, Grant, IssuedToken, NewClient,
     Principal,

@@ -154,8 +154,15 @@ impl IntoResponse for ZuoraError {
             }
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if let ZuoraError::Internal(cause) = &self {
-            response.extensions_mut().insert(InternalCause::new(cause.as_ref()));
+        match &self {
+            ZuoraError::Internal(cause) => {
+                response.extensions_mut().insert(InternalCause::new(cause.as_ref()));
+            }
+            ZuoraError::Coded { kind: Kind::Timeout, .. }
+            | ZuoraError::Coded { code: TOO_MANY_JOBS, .. } => {
+                response.extensions_mut().insert(Transient);
+            }
+            _ => {}
         }
         response
     }
@@ -208,10 +215,15 @@ pub(crate) fn replay(status: u16, body: String) -> Response {
     response
 }
 
-/// Whether an answer is worth replaying to a retry: successes and client errors, not 5xx
-/// (a retry after a server failure should run again).
-pub(crate) fn is_replayable(status: StatusCode) -> bool {
-    !status.is_server_error()
+/// Marks an answer that means "try later" (the active-jobs limit, a body that timed out): an
+/// idempotent retry must run again rather than get it replayed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Transient;
+
+/// Whether an answer is worth replaying to a retry: successes and client errors, not 5xx and
+/// not a refusal that means "try later" (a retry of those should run again).
+pub(crate) fn is_replayable(response: &Response) -> bool {
+    !response.status().is_server_error() && response.extensions().get::<Transient>().is_none()
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@
 //! `Zuora-Version` is accepted and ignored: no schema differences are documented for these
 //! endpoints, and the SDK always sends it. Gzip both ways is the app's shared middleware.
 //!
-//! Idempotency: the first answer (2xx or 4xx) to a key is stored with a hash of the request
-//! (method, path, query, body); a retry with the same key and request gets that answer again
-//! and does nothing twice; the same key with another request is a 409. Two first requests
-//! racing with one key may both run (the first stored answer wins); Zuora's clients retry
-//! sequentially, and a lock per key is future work.
+//! Idempotency: the key is reserved (with a hash of the method, path, query and body) before
+//! the request runs, so of two simultaneous first requests one runs and the other gets a 409
+//! "still being processed", never a second effect. The first answer (2xx or 4xx) is then stored
+//! in the reservation, and a retry with the same key and request gets that answer again; the
+//! same key with another request is a 409. An answer that means "try later" (5xx, a body
+//! timeout, the active-jobs limit) frees the key instead, so the retry runs again
+//! (`jobline_store::KeyClaim`).
 //!
 //! The idempotency layer has to authenticate the caller (keys are per tenant) and read the
 //! whole body (it is part of the fingerprint) before the handler runs. It leaves both in the
@@ -26,7 +28,7 @@ use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use jobline_core::{Role, TenantId};
-use jobline_store::{Grant, Principal, StoreError, StoredResponse};
+use jobline_store::{Grant, KeyClaim, Principal, StoreError};
 use sha2::{Digest, Sha256};
 
 /// `Zuora-Track-Id`: the caller's id, echoed.
@@ -215,34 +217,46 @@ async fn replay_or_run(
     hash.update(b"\n");
     hash.update(&bytes);
     let fingerprint = hex::encode(hash.finalize());
-    match app.store.zuora_idempotent_response(caller.tenant(), &key).await? {
-        Some(stored) if stored.fingerprint == fingerprint => {
-            return Ok(error::replay(stored.status, stored.body))
-        }
-        Some(_) => {
+    match app.store.zuora_claim_key(caller.tenant(), &key, &fingerprint).await? {
+        KeyClaim::Reserved => {}
+        KeyClaim::Replay(stored) => return Ok(error::replay(stored.status, stored.body)),
+        KeyClaim::Mismatch => {
             return Err(ZuoraError::new(
                 Kind::Conflict,
                 error::IDEMPOTENCY_MISMATCH,
                 format!("Idempotency-Key {key} was already used with a different request"),
             ))
         }
-        None => {}
+        KeyClaim::InProgress => {
+            return Err(ZuoraError::new(
+                Kind::Conflict,
+                error::IDEMPOTENCY_MISMATCH,
+                format!(
+                    "a request with Idempotency-Key {key} is still being processed; retry later"
+                ),
+            ))
+        }
     }
     // `Bytes` clones share one buffer: the extension and the body are the same read.
     parts.extensions.insert(caller.clone());
     parts.extensions.insert(ReadBody(bytes.clone()));
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    if !error::is_replayable(response.status()) {
+    if !error::is_replayable(&response) {
+        // "Try later" (a 5xx, a timeout, the active-jobs limit): free the key, store nothing.
+        app.store.zuora_settle_key(caller.tenant(), &key, &fingerprint, None).await?;
         return Ok(response);
     }
     let (parts, body) = response.into_parts();
-    let bytes = to_bytes(body, usize::MAX).await.map_err(|e| ZuoraError::Internal(Box::new(e)))?;
-    let stored = StoredResponse {
-        fingerprint,
-        status: parts.status.as_u16(),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
+    let bytes = match to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            app.store.zuora_settle_key(caller.tenant(), &key, &fingerprint, None).await?;
+            return Err(ZuoraError::Internal(Box::new(e)));
+        }
     };
-    app.store.zuora_remember_response(caller.tenant(), &key, &stored).await?;
+    let text = String::from_utf8_lossy(&bytes);
+    let answer = Some((parts.status.as_u16(), text.as_ref()));
+    app.store.zuora_settle_key(caller.tenant(), &key, &fingerprint, answer).await?;
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }
 

@@ -676,7 +676,60 @@ async fn an_upload_with_an_idempotency_key_runs_once_and_replays(engine: Engine)
     assert_eq!(still["status"], "pending");
 }
 
+/// A refusal that means "try later" (the active-jobs limit) is not stored against its
+/// `Idempotency-Key`: once a place is free, the retry with the same key runs.
+async fn a_try_later_refusal_is_not_replayed_to_the_retry(engine: Engine) {
+    let (app, token) = setup(engine).await;
+    let create = json!({"namespace": "default", "object": "vehicle", "operation": "create"});
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(create_job(&app, &token, create.clone()).await["Id"].as_str().unwrap().to_owned());
+    }
+    let send = || {
+        app.authed(Method::POST, "/objects/jobs", &token)
+            .header("Idempotency-Key", "sixth")
+            .json(&create)
+            .send()
+    };
+    zuora_error(send().await.unwrap(), 400, 71013070).await;
+    zuora_error(send().await.unwrap(), 400, 71013070).await;
+    ok(call(&app, &token, Method::PATCH, &format!("/objects/jobs/{}/cancel", ids[0]), None).await)
+        .await;
+    let sixth = ok(send().await.unwrap()).await;
+    assert_eq!(ok(send().await.unwrap()).await, sixth, "now stored, and replayed");
+}
+
+/// Simultaneous first requests with one key: the key is reserved before the work, so exactly
+/// one runs; each other gets its answer replayed or a 409 "still being processed".
+async fn simultaneous_first_requests_with_one_key_run_once(engine: Engine) {
+    let (app, token) = setup(engine).await;
+    let create = json!({"namespace": "default", "object": "vehicle", "operation": "create"});
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let request = app
+            .authed(Method::POST, "/objects/jobs", &token)
+            .header("Idempotency-Key", "race")
+            .json(&create);
+        tasks.push(tokio::spawn(async move { request.send().await.unwrap() }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for task in tasks {
+        let r = task.await.unwrap();
+        if r.status() == StatusCode::OK {
+            ids.insert(ok(r).await["Id"].as_str().unwrap().to_owned());
+        } else {
+            let msg = zuora_error(r, 409, 71000030).await;
+            assert!(msg.contains("still being processed"), "{msg}");
+        }
+    }
+    assert_eq!(ids.len(), 1, "every success is the one job");
+    let list = ok(call(&app, &token, Method::GET, "/objects/jobs", None).await).await;
+    assert_eq!(list["count"], 1, "one job was created");
+}
+
 on_both_engines!(
+    a_try_later_refusal_is_not_replayed_to_the_retry,
+    simultaneous_first_requests_with_one_key_run_once,
     uploads_take_multipart_once_and_refuse_files_over_15_mb,
     an_upload_with_an_idempotency_key_runs_once_and_replays,
     token_endpoint_and_headers_follow_zuora,
