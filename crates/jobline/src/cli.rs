@@ -30,7 +30,9 @@ job APIs of Elastic Path PXM, Elastic Path Promotions and Zuora.
 Every setting can be given, highest precedence first, as a command-line flag, as an environment \
 variable (JOBLINE_DATABASE_URL, JOBLINE_DATA_DIR, JOBLINE_MAX_CONNECTIONS, JOBLINE_LISTEN, \
 JOBLINE_WORKERS, JOBLINE_LEASE_SECS, JOBLINE_HEARTBEAT_MS, JOBLINE_CANCEL_DEADLINE_SECS, \
-JOBLINE_SHUTDOWN_GRACE_SECS, JOBLINE_QUEUE_CONCURRENCY, JOBLINE_LOG_FORMAT), in the TOML file \
+JOBLINE_SHUTDOWN_GRACE_SECS, JOBLINE_QUEUE_CONCURRENCY, JOBLINE_PREFETCH, \
+JOBLINE_HEADER_READ_TIMEOUT_SECS, JOBLINE_BODY_READ_TIMEOUT_SECS, JOBLINE_TOKEN_LIFETIME_SECS, \
+JOBLINE_LOG_FORMAT), in the TOML file \
 named by --config or JOBLINE_CONFIG (keys are the long flag names in snake_case, for example \
 `database_url = \"postgres://jobline@db/jobline\"`), or left to its default.
 
@@ -61,8 +63,11 @@ const SERVE_EXAMPLES: &str = "Examples:
 
 On its first start on an empty database, serve creates tenant \"default\" with an admin client
 and prints the client's id and secret (once) with a curl command that gets a token.
-SIGTERM or Ctrl-C stops it gracefully: no new requests or jobs, running jobs get
---shutdown-grace-secs to finish and are otherwise handed back to their queue.";
+SIGTERM or Ctrl-C stops it gracefully: no new requests or jobs; running jobs stop at their
+next checkpoint (within --shutdown-grace-secs) and go back to their queue, where the next
+worker resumes them after their last committed batch.
+
+A Zuora delete job without a `filter` deletes every record of its object.";
 
 const MIGRATE_EXAMPLES: &str = "Examples:
   jobline migrate

@@ -129,7 +129,31 @@ impl PimJobError {
         PimJobError {
             kind: "pim-job-error",
             id: id.to_string(),
-            attributes: PimJobErrorAttributes { message: e.message.clone() },
+            // PXM's error resource has only a message: the row goes in front of it, so each
+            // invalid row is listed with its number (DECISIONS.md, "Effects of jobs").
+            attributes: PimJobErrorAttributes {
+                message: match e.row {
+                    Some(row) => format!("row {row}: {}", e.message),
+                    None => e.message.clone(),
+                },
+            },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PimJobError;
+    use jobline_core::{JobErrorEntry, JobId};
+
+    #[test]
+    fn errors_of_rows_say_which_row() {
+        let job = JobId::new();
+        let row = JobErrorEntry { row: Some(7), ..JobErrorEntry::message("slug must be unique") };
+        let json = serde_json::to_value(PimJobError::new(job, 0, &row)).unwrap();
+        assert_eq!(json["attributes"]["message"], "row 7: slug must be unique");
+        let whole = JobErrorEntry::message("the file is empty");
+        let json = serde_json::to_value(PimJobError::new(job, 1, &whole)).unwrap();
+        assert_eq!(json["attributes"]["message"], "the file is empty");
     }
 }
