@@ -281,10 +281,53 @@ fn claim_jobs_sql(backend: Backend) -> String {
 static CLAIM_JOBS_PG: LazyLock<String> = LazyLock::new(|| claim_jobs_sql(Backend::Postgres));
 static CLAIM_JOBS_SQLITE: LazyLock<String> = LazyLock::new(|| claim_jobs_sql(Backend::Sqlite));
 
-static HEARTBEAT_SQL: LazyLock<String> = LazyLock::new(|| {
+/// One statement text per engine, for the few that differ (row locks).
+pub(crate) struct PerEngine {
+    postgres: String,
+    sqlite: String,
+}
+
+impl PerEngine {
+    fn new(build: impl Fn(Backend) -> String) -> Self {
+        PerEngine { postgres: build(Backend::Postgres), sqlite: build(Backend::Sqlite) }
+    }
+
+    pub(crate) fn get(&self, backend: Backend) -> &str {
+        match backend {
+            Backend::Postgres => &self.postgres,
+            Backend::Sqlite => &self.sqlite,
+        }
+    }
+}
+
+/// The rows of `jobs` matching `condition`, skipping on PostgreSQL the rows another
+/// transaction holds. A job's row is held while its worker commits a batch (the batch's first
+/// statement updates it), so that job is alive: a heartbeat or a rescue sweep that waited for
+/// it would stall (one long batch kept a whole node's leases from renewal, and other nodes
+/// then requeued its healthy jobs) and sweeps of several nodes could deadlock. Skipping it
+/// costs nothing: the next beat sees it. SQLite has one writer at a time, so nothing is held.
+fn unlocked(backend: Backend, condition: &str) -> String {
+    match backend {
+        Backend::Postgres => {
+            format!("id IN (SELECT id FROM jobs WHERE {condition} FOR UPDATE SKIP LOCKED)")
+        }
+        Backend::Sqlite => condition.to_owned(),
+    }
+}
+
+/// Renews the leases of a worker's jobs (`$1` new expiry, `$2` owner); see [`unlocked`].
+static HEARTBEAT_SQL: LazyLock<PerEngine> = LazyLock::new(|| {
+    PerEngine::new(|b| {
+        let held = format!("lease_owner = $2 AND state IN ({})", leased());
+        format!("UPDATE jobs SET lease_expires_at = $1 WHERE {}", unlocked(b, &held))
+    })
+});
+
+/// What a worker holds, as the heartbeat reports it: a plain read, which never waits for a
+/// row lock, so a job in the middle of a batch is reported held though its renewal was skipped.
+static HELD_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE jobs SET lease_expires_at = $1 WHERE lease_owner = $2 AND state IN ({}) \
-         RETURNING id, attempt, state",
+        "SELECT id, attempt, state FROM jobs WHERE lease_owner = $1 AND state IN ({})",
         leased()
     )
 });
@@ -399,23 +442,30 @@ static REQUEST_CANCEL_SQL: LazyLock<String> = LazyLock::new(|| {
 
 /// A lease expired: the job makes the `Rescue` move from `from` (`$1` now; `expired_before`
 /// the parameter its lease must have expired before).
-fn rescue_sql(from: JobState, extra: &str, expired_before: &str) -> String {
+fn rescue_sql(backend: Backend, from: JobState, extra: &str, expired_before: &str) -> String {
+    let expired = format!(
+        "state = '{from}' AND lease_expires_at < {expired_before} {guard}",
+        guard = if from == JobState::Running { "AND attempt < max_attempts" } else { "" },
+    );
     format!(
         "UPDATE jobs SET state = '{to}', updated_at = $1, {extra} \
            lease_owner = NULL, lease_expires_at = NULL \
-         WHERE state = '{from}' AND lease_expires_at < {expired_before} {guard} RETURNING {JOB_COLUMNS}",
+         WHERE {} RETURNING {JOB_COLUMNS}",
+        unlocked(backend, &expired),
         to = target(Action::Rescue, from),
-        guard = if from == JobState::Running { "AND attempt < max_attempts" } else { "" },
     )
 }
 
 /// Ends `cancelling` jobs nobody adopted (`$2`: expired before this, a grace behind `$1`).
-static RESCUE_CANCELLING_SQL: LazyLock<String> = LazyLock::new(|| {
-    rescue_sql(
-        JobState::Cancelling,
-        "completed_at = $1, result = COALESCE(result, checkpoint),",
-        "$2",
-    )
+static RESCUE_CANCELLING_SQL: LazyLock<PerEngine> = LazyLock::new(|| {
+    PerEngine::new(|b| {
+        rescue_sql(
+            b,
+            JobState::Cancelling,
+            "completed_at = $1, result = COALESCE(result, checkpoint),",
+            "$2",
+        )
+    })
 });
 
 /// How long an expired `cancelling` job waits for a live worker to adopt it and run its undo
@@ -425,31 +475,43 @@ static RESCUE_CANCELLING_SQL: LazyLock<String> = LazyLock::new(|| {
 /// statement sees its lease expired, and the job's effects would stay.
 pub const ADOPTION_GRACE: Duration = Duration::from_secs(60);
 
-static RESCUE_RUNNING_SQL: LazyLock<String> =
-    LazyLock::new(|| rescue_sql(JobState::Running, "available_at = $1, started_at = NULL,", "$1"));
+static RESCUE_RUNNING_SQL: LazyLock<PerEngine> = LazyLock::new(|| {
+    PerEngine::new(|b| {
+        rescue_sql(b, JobState::Running, "available_at = $1, started_at = NULL,", "$1")
+    })
+});
 
 /// Takes over a `cancelling` job whose worker died, so its kind's undo can still run: a new
 /// lease for the adopter and a new attempt, which fences out the old worker should it return.
 /// Not a state change: the job stays where `Action::FinishCancel` starts.
-static ADOPT_CANCELLING_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, attempt = attempt + 1 \
-         WHERE state IN ({}) AND lease_expires_at < $3 RETURNING {JOB_COLUMNS}",
-        sources(Action::FinishCancel)
-    )
+static ADOPT_CANCELLING_SQL: LazyLock<PerEngine> = LazyLock::new(|| {
+    PerEngine::new(|b| {
+        let expired =
+            format!("state IN ({}) AND lease_expires_at < $3", sources(Action::FinishCancel));
+        format!(
+            "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, attempt = attempt + 1 \
+             WHERE {} RETURNING {JOB_COLUMNS}",
+            unlocked(b, &expired)
+        )
+    })
 });
 
-static EXHAUST_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE jobs SET state = '{}', updated_at = $1, completed_at = $1, \
-           error = 'worker lost: lease expired after ' || attempt || ' attempt(s)', \
-           result = COALESCE(result, checkpoint), \
-           lease_owner = NULL, lease_expires_at = NULL \
-         WHERE state IN ({}) AND lease_expires_at < $1 AND attempt >= max_attempts \
-         RETURNING {JOB_COLUMNS}",
-        target(Action::Exhaust, JobState::Running),
-        sources(Action::Exhaust)
-    )
+static EXHAUST_SQL: LazyLock<PerEngine> = LazyLock::new(|| {
+    PerEngine::new(|b| {
+        let expired = format!(
+            "state IN ({}) AND lease_expires_at < $1 AND attempt >= max_attempts",
+            sources(Action::Exhaust)
+        );
+        format!(
+            "UPDATE jobs SET state = '{}', updated_at = $1, completed_at = $1, \
+               error = 'worker lost: lease expired after ' || attempt || ' attempt(s)', \
+               result = COALESCE(result, checkpoint), \
+               lease_owner = NULL, lease_expires_at = NULL \
+             WHERE {} RETURNING {JOB_COLUMNS}",
+            target(Action::Exhaust, JobState::Running),
+            unlocked(b, &expired)
+        )
+    })
 });
 
 static SUBMIT_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -685,8 +747,10 @@ impl Store {
     ) -> Result<Vec<(JobId, u32, JobState)>, StoreError> {
         let expires = self.now_ms().saturating_add(ms(lease));
         let mut tx = self.begin().await?;
+        let renew = HEARTBEAT_SQL.get(tx.backend());
+        tx.execute(Sql::new(renew).bind(expires).bind(owner)).await?;
         let rows: Vec<(String, i64, String)> =
-            tx.fetch_all(Sql::new(HEARTBEAT_SQL.as_str()).bind(expires).bind(owner)).await?;
+            tx.fetch_all(Sql::new(HELD_SQL.as_str()).bind(owner)).await?;
         tx.commit().await?;
         rows.into_iter()
             .map(|(id, attempt, state)| {
@@ -877,12 +941,12 @@ impl Store {
         let now = self.now_ms();
         let mut tx = self.begin().await?;
         let unadopted = now.saturating_sub(ms(ADOPTION_GRACE));
-        let cancelled: Vec<JobRow> = tx
-            .fetch_all(Sql::new(RESCUE_CANCELLING_SQL.as_str()).bind(now).bind(unadopted))
-            .await?;
-        let failed: Vec<JobRow> = tx.fetch_all(Sql::new(EXHAUST_SQL.as_str()).bind(now)).await?;
+        let b = tx.backend();
+        let cancelled: Vec<JobRow> =
+            tx.fetch_all(Sql::new(RESCUE_CANCELLING_SQL.get(b)).bind(now).bind(unadopted)).await?;
+        let failed: Vec<JobRow> = tx.fetch_all(Sql::new(EXHAUST_SQL.get(b)).bind(now)).await?;
         let requeued: Vec<JobRow> =
-            tx.fetch_all(Sql::new(RESCUE_RUNNING_SQL.as_str()).bind(now)).await?;
+            tx.fetch_all(Sql::new(RESCUE_RUNNING_SQL.get(b)).bind(now)).await?;
         if !requeued.is_empty() {
             tx.notify(&StoreEvent::JobsAvailable).await?;
         }
@@ -917,7 +981,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let rows: Vec<JobRow> = tx
             .fetch_all(
-                Sql::new(ADOPT_CANCELLING_SQL.as_str())
+                Sql::new(ADOPT_CANCELLING_SQL.get(tx.backend()))
                     .bind(owner)
                     .bind(now.saturating_add(ms(lease)))
                     .bind(now),

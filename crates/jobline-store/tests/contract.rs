@@ -487,6 +487,38 @@ async fn jobs_with_effects_of_earlier_attempts_end_truthfully(engine: Engine) {
     assert_eq!((j.state, j.result), (JobState::Failed, Some(left)));
 }
 
+/// A job whose row another transaction holds (its worker is committing a long batch) neither
+/// stalls the heartbeat of the worker's other jobs nor is rescued while held; the heartbeat
+/// still reports it held. (PostgreSQL; on SQLite no row is ever held by another writer.)
+async fn a_held_job_row_stalls_no_heartbeat_and_is_not_rescued(engine: Engine) {
+    if engine != Engine::Postgres {
+        return;
+    }
+    let (db, store, clock) = setup(engine).await;
+    store.enqueue(job("t1", "a", RUNNABLE)).await.unwrap();
+    store.enqueue(job("t1", "b", RUNNABLE)).await.unwrap();
+    let held = store.claim("w", 2, LEASE, 1).await.unwrap();
+    assert_eq!(held.len(), 2);
+    let busy = held[0].job().id;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut batch = pool.begin().await.unwrap();
+    sqlx::query("UPDATE jobs SET updated_at = updated_at WHERE id = $1")
+        .bind(busy.to_string())
+        .execute(&mut *batch)
+        .await
+        .unwrap();
+    clock.advance(LEASE / 2);
+    let beat = tokio::time::timeout(Duration::from_secs(20), store.heartbeat("w", LEASE)).await;
+    let beat = beat.expect("the heartbeat does not wait for the held row").unwrap();
+    assert_eq!(beat.len(), 2, "both jobs are reported held: {beat:?}");
+    clock.advance(LEASE);
+    let rescued = tokio::time::timeout(Duration::from_secs(20), store.rescue_expired()).await;
+    let rescued = rescued.expect("the sweep does not wait for the held row").unwrap();
+    assert!(rescued.is_empty(), "the other job was renewed, the held one skipped: {rescued:?}");
+    batch.commit().await.unwrap();
+    pool.close().await;
+}
+
 /// A retry delay keeps the job out of reach until its time comes.
 async fn retry_delay_is_honoured(engine: Engine) {
     let (_db, store, clock) = setup(engine).await;
@@ -817,6 +849,7 @@ on_both_engines!(
     release_and_retry_requeue_jobs,
     checkpoints_commit_once_and_survive_every_hand_over,
     jobs_with_effects_of_earlier_attempts_end_truthfully,
+    a_held_job_row_stalls_no_heartbeat_and_is_not_rescued,
     retry_delay_is_honoured,
     lists_filter_and_page,
     errors_and_files_round_trip,
