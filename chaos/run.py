@@ -23,6 +23,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -38,7 +39,15 @@ import urllib.request
 import uuid
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+
+# A node log line's level, and what varies between lines of one kind (ids, numbers, spans).
+LOG_LEVEL = re.compile(r"\s(WARN|ERROR)\s")
+LOG_INFO = re.compile(r"\s(INFO)\s")
+LOG_NOISE = re.compile(r"job\{[^}]*\}:\s*|request\{[^}]*\}:\s*|[0-9a-f]{8}-[0-9a-f-]{27}|\d+")
 ACTIVE = ("running", "cancelling")
+
+# Codes asked of one promotion before a fresh promotion takes its place (see submit_promo).
+PROMOTION_CODES = 30_000
 
 # Each dialect's words for the canonical states (shared/spec/DECISIONS.md).
 PXM_STATES = {"pending": "pending", "started": "running", "success": "succeeded",
@@ -57,7 +66,7 @@ INVARIANT = "invariant"
 PRESETS = {
     # Total wall time target, share of it spent loading (the rest drains), seconds between
     # kills (min, max), seconds a killed node stays down (min, max), sizes of the inputs.
-    "short": dict(duration=90, load_share=0.6, kill_every=(3.5, 6.5), down=(0.3, 2.0),
+    "short": dict(duration=90, load_share=0.72, kill_every=(3.5, 6.5), down=(0.3, 2.0),
                   import_rows=(500, 1500), price_objects=(60, 200), codes=(1000, 4000),
                   zuora_rows=(300, 1200)),
     "long": dict(duration=600, load_share=0.85, kill_every=(3.0, 8.0), down=(0.3, 3.0),
@@ -256,12 +265,14 @@ class Run:
         self.busy_targets = set()
         self.tokens = {}
         self.tenants = {}
-        self.promotions = []  # (tenant, promotion id)
+        self.promotions = []  # (tenant, promotion id) that take jobs
+        self.promo_codes = collections.Counter()  # codes asked of each promotion
         self.seq = 0
         self.counters = collections.Counter()
         self.http_5xx = []
         self.zuora_assigned = set()  # create jobs whose records an update or delete took
         self.keep_logs = False
+        self.log_lines = collections.Counter()  # node log warnings and errors, by message
 
     # ---- bookkeeping -------------------------------------------------------------------
 
@@ -403,13 +414,8 @@ class Run:
                 raise RuntimeError(f"token for {t}: {status} {doc}")
             self.tokens[t] = doc["access_token"]
         for t in tenants["promo"]:
-            for k in range(2):
-                data = {"type": "promotion", "name": f"chaos {t} {k}",
-                        "promotion_type": "fixed_discount", "max_codes": 100_000_000}
-                status, doc = self.jcall("POST", "/v2/promotions", {"data": data}, self.tokens[t])
-                if status != 201:
-                    raise RuntimeError(f"create promotion: {status} {doc}")
-                self.promotions.append((t, doc["data"]["id"]))
+            for _ in range(2):
+                self.promotions.append((t, self.new_promotion(t)))
         for t in tenants["zuora"]:
             status, doc = self.jcall("POST", "/objects/definitions/default", ZUORA_DEFINITIONS,
                                      self.tokens[t])
@@ -508,7 +514,7 @@ class Run:
                 continue
             running_promos = [j for j in candidates if j.dialect == "promo"
                               and self.state_of(j) == "running"]
-            if running_promos and self.rng.random() < 0.5:
+            if running_promos and self.rng.random() < 0.35:
                 job = self.rng.choice(running_promos)
             else:
                 job = self.rng.choice(candidates)
@@ -634,12 +640,30 @@ class Run:
         if self.register(rec, status, doc, rid, lambda d: d["data"]["id"]):
             log(f"submitted {rec.kind} {rec.id} ({rec.ctx['tag']}) to {tenant}")
 
+    def new_promotion(self, tenant):
+        data = {"type": "promotion", "name": f"chaos {tenant} {self.next_tag('p')}",
+                "promotion_type": "fixed_discount", "max_codes": 100_000_000}
+        status, doc = self.jcall("POST", "/v2/promotions", {"data": data}, self.tokens[tenant])
+        if status != 201:
+            raise RuntimeError(f"create promotion: {status} {doc}")
+        return doc["data"]["id"]
+
     def submit_promo(self, tenant, pid):
         token = self.tokens[tenant]
+        if self.promo_codes[pid] >= PROMOTION_CODES:
+            # An export reads every code of its promotion: keep promotions small enough for
+            # an export to end within seconds, so a long run does not turn into a queue of
+            # ever longer exports.
+            new = self.new_promotion(tenant)
+            with self.lock:
+                self.promotions[self.promotions.index((tenant, pid))] = (tenant, new)
+            log(f"promotion {pid} has {self.promo_codes[pid]} codes asked; {new} takes its place")
+            pid = new
         path = f"/v2/promotions/{pid}/jobs"
         if self.rng.random() < 0.75:
             tag = self.next_tag("g")
             n = self.rng.randint(*self.preset["codes"])
+            self.promo_codes[pid] += n
             params = {"number_of_codes": n, "code_length": 10, "code_prefix": f"{tag}-"}
             data = {"type": "promotion_job", "job_type": "code_generate", "name": tag,
                     "parameters": params}
@@ -820,6 +844,8 @@ class Run:
         for k, v in sorted(self.counters.items()):
             print(f"{k}: {v}")
         print(f"watcher samples of the jobs table: {self.samples}")
+        for line, n in self.log_lines.most_common(8):
+            print(f"node logs: {n} x {line}")
         for n in self.notes:
             print(f"note: {n}")
         strict = [v for v in self.violations if not (a.known_failures and v[0] == EXACTNESS)]
@@ -947,8 +973,8 @@ class Checker:
         self.check_cancels()
         self.check_logs()
         for j in run.jobs:
-            if j.final is None:
-                continue
+            if j.final is None or j.final["state"] not in TERMINAL:
+                continue  # already reported as stuck
             try:
                 getattr(self, "effects_" + j.kind.replace("/", "_").replace("-", "_"))(j)
             except Exception:
@@ -1048,6 +1074,7 @@ class Checker:
                 self.v(INVARIANT, f"{j.kind} {j.id}: cancelled, but nobody asked")
 
     def check_logs(self):
+        """Panics are violations; warnings and errors are counted for the summary."""
         for n in self.run.nodes:
             try:
                 with open(n.log_path, errors="replace") as f:
@@ -1057,6 +1084,12 @@ class Checker:
             for line in text.splitlines():
                 if "panicked" in line:
                     self.v(INVARIANT, f"node #{n.idx} log: {line.strip()[:300]}")
+                m = LOG_LEVEL.search(line)
+                if m is None and "lease lost" in line:  # a live node lost a job: not a kill
+                    m = LOG_INFO.search(line)
+                if m:
+                    what = LOG_NOISE.sub("…", line[m.end():].strip())[:140]
+                    self.run.log_lines[f"{m.group(1)} {what}"] += 1
 
     # -- helpers --
 
@@ -1197,7 +1230,9 @@ class Checker:
     def effects_promotions_code_export(self, j):
         c, state = j.ctx, j.final["state"]
         if state != "succeeded":
-            if state == "failed" and not self.exhausted(j):
+            if self.exhausted(j):
+                self.note_exhausted(j)
+            elif state == "failed":
                 self.unexpected_failure(j)
             return
         run = self.run
@@ -1490,7 +1525,7 @@ def parse_args(argv):
                         "target/debug/jobline; CARGO_TARGET_DIR is honoured)")
     p.add_argument("--duration", type=float, default=None,
                    help="wall time target in seconds, drain included (default 90; 600 with "
-                        "--long); the load and kills take the first half (85%% with --long)")
+                        "--long); the load and kills take the first 72%% of it (85%% with --long)")
     p.add_argument("--long", action="store_true", help="the long preset: ten minutes, bigger "
                    "inputs")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
@@ -1529,6 +1564,11 @@ def main(argv):
         print(f"chaos: no jobline binary at {args.binary} (build it, or pass --binary)",
               file=sys.stderr)
         return 2
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    # A CI timeout's SIGTERM still kills the nodes and drops the database (the finally below).
+    signal.signal(signal.SIGTERM, stop)
     run = Run(args)
     log(f"seed {args.seed} (rerun the same choices with --seed {args.seed})")
     code = 2
