@@ -29,8 +29,9 @@ mod rows;
 mod zuora;
 
 pub use catalog::{
-    BuildOutcome, CatalogPage, HierarchyCopy, ImportRow, NodeLevel, PriceBookRef, RowOutcome,
-    RowResult, Upserted,
+    BuildOutcome, CatalogPage, HierarchyCopy, ImportBatch, ImportCounts, ImportRow, NodeLevel,
+    PriceBatch, PriceBatchOutcome, PriceBookRef, PriceCounts, PriceObject, ProductBatchOutcome,
+    RowOutcome, RowResult, Upserted,
 };
 pub use checkpoint::Step;
 pub use error::StoreError;

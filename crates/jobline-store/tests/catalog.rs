@@ -9,8 +9,8 @@ use jobline_core::{
     VariationId, VariationInput, VariationOptionId, VariationOptionInput,
 };
 use jobline_store::{
-    ClaimedJob, HierarchyCopy, ImportRow, NodeLevel, PriceBookRef, RowResult, Store, StoreError,
-    Upserted,
+    ClaimedJob, HierarchyCopy, ImportBatch, ImportCounts, ImportRow, NodeLevel, PriceBatch,
+    PriceBookRef, PriceCounts, PriceObject, RowOutcome, RowResult, Store, StoreError, Upserted,
 };
 use jobline_testkit::{on_both_engines, Engine, TestDb};
 use serde_json::json;
@@ -1079,6 +1079,332 @@ async fn partial_updates_merge_over_the_record_read_in_their_transaction(engine:
     }
 }
 
+/// Rows of the set-based scenarios below: the products each tenant starts with, then a file
+/// that names them by id or external ref.
+struct Seeded {
+    a: ProductId,
+    b: ProductId,
+}
+
+async fn seed(store: &Store, t: &TenantId) -> Seeded {
+    let with_ref = |slug: &str, ext: &str| ProductInput {
+        sku: Some(slug.to_uppercase()),
+        external_ref: Some(ext.to_owned()),
+        ..product(slug)
+    };
+    let a = store.create_product(t, &with_ref("a", "ea")).await.unwrap().id;
+    let b = store.create_product(t, &with_ref("b", "eb")).await.unwrap().id;
+    let c = ProductInput { sku: Some("C".into()), ..product("c") };
+    store.create_product(t, &c).await.unwrap();
+    Seeded { a, b }
+}
+
+/// What a scenario left, comparable across tenants: each row's kind, the job errors, and the
+/// products by content.
+type Outcome = (Vec<(i64, &'static str)>, Vec<(Option<i64>, String)>, Vec<String>);
+
+async fn outcome(store: &Store, t: &TenantId, job: &ClaimedJob, rows: &[RowOutcome]) -> Outcome {
+    let kinds = rows
+        .iter()
+        .map(|o| {
+            let kind = match &o.result {
+                RowResult::Created(_) => "created",
+                RowResult::Updated(_) => "updated",
+                RowResult::Failed(_) => "failed",
+            };
+            (o.row, kind)
+        })
+        .collect();
+    let errors = store.list_errors(job.job().id, 0, 1000).await.unwrap().0;
+    let errors = errors.into_iter().map(|e| (e.row, e.message)).collect();
+    let mut products: Vec<String> = store
+        .list_products(t, &ProductFilter::all(), 0, 1000)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| {
+            format!(
+                "{} sku={:?} ext={:?} name={} tags={:?} status={}",
+                p.slug,
+                p.sku,
+                p.external_ref,
+                p.name,
+                p.tags,
+                p.status.as_str()
+            )
+        })
+        .collect();
+    products.sort();
+    (kinds, errors, products)
+}
+
+/// A whole batch gives exactly what the same rows give one call at a time (where no two rows
+/// can meet), in every case that decides between the set-based write and the row path: rows
+/// that move values between products, intra-batch clashes, clashes with products the batch did
+/// not read, a product written twice, swaps.
+async fn batched_import_matches_row_by_row_import(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    type Scenario = fn(&Seeded) -> Vec<ProductInput>;
+    let scenarios: [(&str, Scenario); 6] = [
+        ("set-based", |s| {
+            vec![
+                // Update by external ref, giving up slug "a" …
+                ProductInput {
+                    external_ref: Some("ea".into()),
+                    sku: Some("A".into()),
+                    tags: Some(vec!["x".into()]),
+                    ..product("a2")
+                },
+                // … which a create then takes.
+                ProductInput { sku: None, ..product("a") },
+                // Update by id, new SKU, same tags.
+                ProductInput { id: Some(s.b.to_string()), sku: Some("B2".into()), ..product("b") },
+                ProductInput { external_ref: Some("ec".into()), ..product("new-1") },
+                ProductInput { slug: "not ok".into(), ..product("x") },
+                // An id no product has (the same in both runs).
+                ProductInput {
+                    id: Some("01900000-0000-7000-8000-000000000000".into()),
+                    ..product("ghost")
+                },
+                ProductInput { tags: Some(vec!["t1".into(), "t2".into()]), ..product("new-2") },
+            ]
+        }),
+        ("intra-batch clash", |s| {
+            vec![
+                product("x"),
+                ProductInput { sku: Some("other".into()), ..product("x") },
+                ProductInput {
+                    id: Some(s.a.to_string()),
+                    sku: Some("SKU-x".into()),
+                    ..product("a")
+                },
+                product("y"),
+            ]
+        }),
+        ("clash with a product not read", |_| {
+            vec![
+                product("p1"),
+                ProductInput { sku: Some("C".into()), ..product("p2") },
+                product("p3"),
+            ]
+        }),
+        ("written twice", |s| {
+            vec![
+                ProductInput { external_ref: Some("n1".into()), ..product("n1") },
+                ProductInput {
+                    external_ref: Some("n1".into()),
+                    name: "again".into(),
+                    ..product("n1")
+                },
+                ProductInput { id: Some(s.a.to_string()), ..product("a") },
+                ProductInput { id: Some(s.a.to_string()), name: "twice".into(), ..product("a3") },
+            ]
+        }),
+        ("swap", |s| {
+            vec![
+                ProductInput { id: Some(s.a.to_string()), sku: Some("A".into()), ..product("b") },
+                ProductInput { id: Some(s.b.to_string()), sku: Some("B".into()), ..product("a") },
+            ]
+        }),
+        ("value of a product not read, then moved on", |s| {
+            vec![
+                ProductInput { id: Some(s.a.to_string()), sku: Some("C".into()), ..product("a") },
+                product("q1"),
+            ]
+        }),
+    ];
+    for (i, (name, rows_of)) in scenarios.into_iter().enumerate() {
+        let mut results = Vec::new();
+        for one_by_one in [false, true] {
+            let t = tenant(&format!("s{i}-{one_by_one}"));
+            let seeded = seed(&store, &t).await;
+            let rows: Vec<ImportRow> = rows_of(&seeded)
+                .into_iter()
+                .enumerate()
+                .map(|(n, input)| row(n as i64 + 2, input))
+                .collect();
+            let job = running_job(&store, &t).await;
+            let mut outcomes = Vec::new();
+            if one_by_one {
+                for r in &rows {
+                    let one = std::slice::from_ref(r);
+                    outcomes.extend(store.import_products(job.fence(), &t, one).await.unwrap());
+                }
+            } else {
+                outcomes = store.import_products(job.fence(), &t, &rows).await.unwrap();
+            }
+            results.push(outcome(&store, &t, &job, &outcomes).await);
+        }
+        assert_eq!(results[0], results[1], "scenario {name}");
+    }
+}
+
+fn counts(created: u64, updated: u64, failed: u64) -> ImportCounts {
+    ImportCounts { created, updated, failed }
+}
+
+/// A batch commits its rows, errors, checkpoint and counts once; the same batch again is
+/// `Replayed` and writes nothing; the next batch goes on from the checkpoint.
+async fn import_batch_commits_once_and_a_replay_writes_nothing(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let t = tenant("t1");
+    let job = running_job(&store, &t).await;
+    let rows = vec![
+        row(2, product("one")),
+        row(3, ProductInput { slug: "no good".into(), ..product("x") }),
+        row(5, ProductInput { external_ref: Some("r".into()), ..product("two") }),
+    ];
+    let unreadable = [jobline_core::JobErrorEntry {
+        row: Some(4),
+        ..jobline_core::JobErrorEntry::message("the row has 2 fields, the header has 8")
+    }];
+    let batch = ImportBatch {
+        from: 0,
+        to: 4,
+        total: Some(6),
+        counts: ImportCounts::default(),
+        rows: &rows,
+        unreadable: &unreadable,
+    };
+    let first = store.import_product_batch(job.fence(), &t, &batch).await.unwrap();
+    assert_eq!(first.counts, counts(2, 0, 2));
+    let id = job.job().id;
+    let errors = |store: Store| async move {
+        let (errors, _) = store.list_errors(id, 0, 100).await.unwrap();
+        errors.into_iter().map(|e| e.row).collect::<Vec<_>>()
+    };
+    assert_eq!(errors(store.clone()).await, [Some(3), Some(4)], "in row order");
+    let stored = store.get(&t, job.job().id).await.unwrap();
+    assert_eq!(stored.checkpoint.position, 4);
+    assert_eq!(ImportCounts::from_state(&stored.checkpoint.state), counts(2, 0, 2));
+    assert_eq!((stored.progress.done, stored.progress.total), (4, Some(6)));
+
+    let replay = store.import_product_batch(job.fence(), &t, &batch).await;
+    assert!(matches!(replay, Err(StoreError::Replayed { from: 0 })), "{replay:?}");
+    assert_eq!(store.list_products(&t, &ProductFilter::all(), 0, 10).await.unwrap().total, 2);
+    assert_eq!(errors(store.clone()).await, [Some(3), Some(4)], "recorded once");
+    let stored = store.get(&t, job.job().id).await.unwrap();
+    assert_eq!(ImportCounts::from_state(&stored.checkpoint.state), counts(2, 0, 2));
+
+    // The next batch starts where the first ended; the row of `r` updates.
+    let rows = vec![
+        row(6, ProductInput { external_ref: Some("r".into()), ..product("two") }),
+        row(7, product("three")),
+    ];
+    let next =
+        ImportBatch { from: 4, to: 6, counts: first.counts, rows: &rows, unreadable: &[], ..batch };
+    let second = store.import_product_batch(job.fence(), &t, &next).await.unwrap();
+    assert_eq!(second.counts, counts(3, 1, 2));
+    assert_eq!(store.list_products(&t, &ProductFilter::all(), 0, 10).await.unwrap().total, 3);
+    // A batch of a stale attempt is fenced.
+    let cancelling =
+        store.request_cancel(&jobline_store::JobScope::tenant(&t), job.job().id).await.unwrap();
+    assert_eq!(cancelling.state.as_str(), "cancelling");
+    let late = ImportBatch { from: 6, to: 7, ..next };
+    assert!(matches!(
+        store.import_product_batch(job.fence(), &t, &late).await,
+        Err(StoreError::Fenced)
+    ));
+}
+
+/// In a batch of 300 new products, one row whose SKU an existing product holds and one whose
+/// slug an earlier row of the batch took fail with their row numbers; the other 298 commit.
+async fn import_batch_with_a_bad_row_reports_it_and_commits_the_rest(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let t = tenant("t1");
+    let existing = store.create_product(&t, &product("old")).await.unwrap();
+    let job = running_job(&store, &t).await;
+    let rows: Vec<ImportRow> = (0..300)
+        .map(|i| {
+            let input = match i {
+                100 => ProductInput { sku: existing.sku.clone(), ..product("p100") },
+                200 => ProductInput { sku: Some("fresh".into()), ..product("p0050") },
+                i => product(&format!("p{i:04}")),
+            };
+            row(i + 2, input)
+        })
+        .collect();
+    let batch = ImportBatch {
+        from: 0,
+        to: 300,
+        total: None,
+        counts: ImportCounts::default(),
+        rows: &rows,
+        unreadable: &[],
+    };
+    let done = store.import_product_batch(job.fence(), &t, &batch).await.unwrap();
+    assert_eq!(done.counts, counts(298, 0, 2));
+    let failed: Vec<i64> = done
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o.result, RowResult::Failed(_)))
+        .map(|o| o.row)
+        .collect();
+    assert_eq!(failed, [102, 202]);
+    let (errors, _) = store.list_errors(job.job().id, 0, 10).await.unwrap();
+    let listed: Vec<(Option<i64>, &str)> =
+        errors.iter().map(|e| (e.row, e.message.as_str())).collect();
+    assert_eq!(
+        listed,
+        [
+            (Some(102), "data.attributes.sku: Must be unique amongst products."),
+            (Some(202), "data.attributes.slug: Must be unique amongst products."),
+        ]
+    );
+    assert_eq!(store.list_products(&t, &ProductFilter::all(), 0, 10).await.unwrap().total, 299);
+}
+
+/// A price batch writes its objects in order and stops at the first one refused: those before
+/// it commit with the checkpoint at it; a replay writes nothing.
+async fn price_batch_stops_at_the_first_refused_object_and_commits_once(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let t = tenant("t1");
+    let job = running_job(&store, &t).await;
+    let book = PriceBookInput {
+        name: "B".into(),
+        external_ref: Some("b".into()),
+        ..PriceBookInput::default()
+    };
+    let by_ref = |r: &str| PriceBookRef::ExternalRef(r.into());
+    let objects = vec![
+        PriceObject::Book(book),
+        PriceObject::Price(by_ref("b"), price_input("S1", None, 1)),
+        PriceObject::Price(by_ref("b"), price_input("S1", None, 2)),
+        PriceObject::Price(by_ref("nope"), price_input("S2", None, 3)),
+        PriceObject::Price(by_ref("b"), price_input("S3", None, 4)),
+    ];
+    let batch = PriceBatch {
+        from: 0,
+        to: 5,
+        total: Some(5),
+        counts: PriceCounts::default(),
+        objects: &objects,
+    };
+    let done = store.import_prices(job.fence(), &t, &batch).await.unwrap();
+    assert_eq!(done.written, 3);
+    assert!(matches!(done.failed, Some((3, StoreError::NotFound))), "{:?}", done.failed);
+    let want = PriceCounts {
+        books_created: 1,
+        prices_created: 1,
+        prices_updated: 1,
+        ..PriceCounts::default()
+    };
+    assert_eq!(done.counts, want);
+    let stored = store.get(&t, job.job().id).await.unwrap();
+    assert_eq!(stored.checkpoint.position, 3);
+    assert_eq!(PriceCounts::from_state(&stored.checkpoint.state), want);
+    let books = store.list_pricebooks(&t, 0, 10).await.unwrap().items;
+    let prices = store.list_prices(&t, books[0].id, 0, 10).await.unwrap().items;
+    let skus: Vec<_> =
+        prices.iter().map(|p| (p.sku.as_str(), p.currencies["USD"]["amount"].as_i64())).collect();
+    assert_eq!(skus, [("S1", Some(2))]);
+
+    let replay = store.import_prices(job.fence(), &t, &batch).await;
+    assert!(matches!(replay, Err(StoreError::Replayed { from: 0 })), "{replay:?}");
+    assert_eq!(store.list_pricebooks(&t, 0, 10).await.unwrap().total, 1);
+}
+
 on_both_engines!(
     products_are_created_read_listed_updated_and_deleted,
     invalid_inputs_are_refused_before_anything_is_written,
@@ -1097,4 +1423,8 @@ on_both_engines!(
     price_books_and_prices_upsert_by_external_ref,
     variations_and_options_are_managed,
     partial_updates_merge_over_the_record_read_in_their_transaction,
+    batched_import_matches_row_by_row_import,
+    import_batch_commits_once_and_a_replay_writes_nothing,
+    import_batch_with_a_bad_row_reports_it_and_commits_the_rest,
+    price_batch_stops_at_the_first_refused_object_and_commits_once,
 );

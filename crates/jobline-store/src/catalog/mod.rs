@@ -17,6 +17,10 @@
 //!   `crate::jobs::check_fence`, so a worker whose job was cancelled, rescued or finished
 //!   writes nothing (`StoreError::Fenced`), and a crash never leaves a half-written record
 //!   (`shared/spec/DECISIONS.md`, "Effects of jobs").
+//! - **Checkpointed job batches** ([`Store::import_product_batch`], [`Store::import_prices`]):
+//!   a bulk import's batch is one transaction that opens with the job's checkpoint move
+//!   ([`open_batch`], `crate::checkpoint`), so a batch commits exactly once whatever happens to
+//!   the worker, and a replay of it is refused before it writes.
 //! - **Reads**, including the keyset-paged export read [`Store::list_products_for_export`].
 //!
 //! Every call is scoped to a tenant: another tenant's id answers `NotFound`, exactly like a
@@ -37,10 +41,14 @@ mod products;
 mod variations;
 
 pub use hierarchies::{HierarchyCopy, NodeLevel};
-pub use pricebooks::PriceBookRef;
-pub use products::{BuildOutcome, ImportRow, RowOutcome, RowResult};
+pub use pricebooks::{PriceBatch, PriceBatchOutcome, PriceBookRef, PriceCounts, PriceObject};
+pub use products::{
+    BuildOutcome, ImportBatch, ImportCounts, ImportRow, ProductBatchOutcome, RowOutcome, RowResult,
+};
 
+use crate::checkpoint::{advance, Step};
 use crate::db::{FromBoth, Queries, Sql, Tx};
+use crate::jobs::Fence;
 use crate::{Backend, Store, StoreError};
 use jobline_core::{TenantId, ValidationError};
 use std::fmt::Display;
@@ -88,6 +96,36 @@ fn check(errors: Vec<ValidationError>) -> Result<(), StoreError> {
     } else {
         Err(StoreError::Invalid(errors))
     }
+}
+
+/// Opens a checkpointed batch of a bulk job: the first statement of its transaction moves the
+/// job's checkpoint from `from` to `to` (`Fenced` for a stale attempt, `Replayed` when the batch
+/// committed before; nothing is written either way). `state` is provisional: what a batch
+/// leaves (its counts) is known only once it wrote, so [`close_batch`] replaces it in the same
+/// transaction, and only the final state ever commits.
+async fn open_batch(
+    tx: &mut Tx,
+    fence: Fence,
+    (from, to): (u64, u64),
+    total: Option<u64>,
+    state: &serde_json::Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    advance(tx, fence, &Step { from, to, total, state }, now).await
+}
+
+/// Closes a batch opened by [`open_batch`] at `opened_to`: stores the kind's state after the
+/// batch and the position it really reached (`at`, before `opened_to` when the batch stopped
+/// early), still inside the batch's transaction.
+async fn close_batch(
+    tx: &mut Tx,
+    fence: Fence,
+    (opened_to, at): (u64, u64),
+    total: Option<u64>,
+    state: &serde_json::Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    advance(tx, fence, &Step { from: opened_to, to: at, total, state }, now).await
 }
 
 fn i64_of(n: u64) -> i64 {

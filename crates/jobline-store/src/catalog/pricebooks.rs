@@ -1,8 +1,11 @@
-//! Price books and their prices, with the two fenced upserts a price import makes.
+//! Price books and their prices, with the fenced upserts a price import makes: one object at a
+//! time ([`Store::upsert_pricebook`], [`Store::upsert_price`]) or a checkpointed batch of them
+//! ([`Store::import_prices`]).
 
 use super::{
-    check, corrupt, delete, edit, find_for_update, finish, get, get_for_update, invalid,
-    must_exist, page, page_of_tenant, replace, CatalogPage, Edit, Owned, Table, Upserted,
+    check, close_batch, corrupt, delete, edit, find_for_update, finish, get, get_for_update,
+    invalid, must_exist, open_batch, page, page_of_tenant, replace, CatalogPage, Edit, Owned,
+    Table, Upserted,
 };
 use crate::db::{Queries, Sql, Tx};
 use crate::jobs::check_fence;
@@ -13,14 +16,108 @@ use jobline_core::catalog::{
 };
 use jobline_core::clock::from_millis;
 use jobline_core::TenantId;
+use serde_json::Value;
+use std::collections::HashMap;
 
 /// How a price import names the book of a price (A.12).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PriceBookRef {
     /// `pricebook_id`
     Id(PriceBookId),
     /// `pricebook_external_ref`
     ExternalRef(String),
+}
+
+/// One object of a price import file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PriceObject {
+    /// A price book.
+    Book(PriceBookInput),
+    /// A price, in the book named.
+    Price(PriceBookRef, PriceInput),
+}
+
+/// A price import's counts so far: the state its checkpoint keeps, in the shape of its result,
+/// `{"pricebooks": {"created", "updated"}, "prices": {"created", "updated"}}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PriceCounts {
+    /// Price books created.
+    pub books_created: u64,
+    /// Price books updated.
+    pub books_updated: u64,
+    /// Prices created.
+    pub prices_created: u64,
+    /// Prices updated.
+    pub prices_updated: u64,
+}
+
+impl PriceCounts {
+    /// The counts a checkpoint state holds; a missing count is 0. Other keys of the state (the
+    /// job's own) are ignored.
+    pub fn from_state(state: &Value) -> Self {
+        let n = |kind: &str, key: &str| {
+            state.get(kind).and_then(|c| c.get(key)).and_then(Value::as_u64).unwrap_or(0)
+        };
+        PriceCounts {
+            books_created: n("pricebooks", "created"),
+            books_updated: n("pricebooks", "updated"),
+            prices_created: n("prices", "created"),
+            prices_updated: n("prices", "updated"),
+        }
+    }
+
+    /// The checkpoint state of these counts, which is also the import's result.
+    pub fn state(&self) -> Value {
+        serde_json::json!({
+            "pricebooks": {"created": self.books_created, "updated": self.books_updated},
+            "prices": {"created": self.prices_created, "updated": self.prices_updated},
+        })
+    }
+
+    fn add(&mut self, object: &PriceObject, upserted: bool) {
+        let count = match (object, upserted) {
+            (PriceObject::Book(_), false) => &mut self.books_created,
+            (PriceObject::Book(_), true) => &mut self.books_updated,
+            (PriceObject::Price(..), false) => &mut self.prices_created,
+            (PriceObject::Price(..), true) => &mut self.prices_updated,
+        };
+        *count += 1;
+    }
+}
+
+/// One batch of a price import: consecutive objects in the order the import writes them, and
+/// where it puts the job's checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct PriceBatch<'a> {
+    /// Objects done before the batch: the checkpoint position it starts from.
+    pub from: u64,
+    /// Objects done after it, if all are written (`from` plus the batch's objects).
+    pub to: u64,
+    /// Objects in the file, for the job's progress.
+    pub total: Option<u64>,
+    /// The counts before the batch.
+    pub counts: PriceCounts,
+    /// The objects, in writing order.
+    pub objects: &'a [PriceObject],
+}
+
+/// What a committed price batch did.
+#[derive(Debug)]
+pub struct PriceBatchOutcome {
+    /// The counts after the batch (what its checkpoint now holds).
+    pub counts: PriceCounts,
+    /// How many objects of the batch were written: all of them, or those before `failed`. The
+    /// job's checkpoint is now at `from + written`.
+    pub written: usize,
+    /// The first object the database refused: its index in the batch and why (`NotFound`,
+    /// `Invalid`, `Duplicate`). Nothing from it on was written.
+    pub failed: Option<(usize, StoreError)>,
+}
+
+/// Whether a store error is about the object written (the import stops there) rather than
+/// about the job or the database.
+fn refused(e: &StoreError) -> bool {
+    matches!(e, StoreError::NotFound | StoreError::Invalid(_) | StoreError::Duplicate { .. })
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -402,22 +499,7 @@ impl Store {
         let now = self.now_ms();
         let mut tx = self.begin().await?;
         check_fence(&mut tx, fence, now).await?;
-        let current = match (input.id, input.external_key()) {
-            (Some(id), _) => Some(get_for_update::<PriceBookRow>(&mut tx, tenant, id).await?),
-            (None, Some(ext)) => book_by_ref(&mut tx, tenant, ext).await?,
-            (None, None) => None,
-        };
-        let upserted = match current {
-            Some(current) => {
-                PriceBookRow::write(&mut tx, tenant, &current, input, now).await?;
-                Upserted::Updated(current.id)
-            }
-            None => {
-                let id = PriceBookId::new();
-                insert_pricebook(&mut tx, tenant, id, input, now).await?;
-                Upserted::Created(id)
-            }
-        };
+        let upserted = upsert_book(&mut tx, tenant, input, now).await?;
         tx.commit().await?;
         Ok(upserted)
     }
@@ -442,38 +524,166 @@ impl Store {
         let now = self.now_ms();
         let mut tx = self.begin().await?;
         check_fence(&mut tx, fence, now).await?;
-        let book = match book {
-            PriceBookRef::Id(id) => get::<PriceBookRow>(&mut tx, tenant, *id).await?,
-            PriceBookRef::ExternalRef(ext) => {
-                book_by_ref(&mut tx, tenant, ext).await?.ok_or(StoreError::NotFound)?
-            }
-        };
-        let book_id = book.id.to_string();
-        let current = match (input.id, input.external_key()) {
-            (Some(id), _) => Some(
-                price_in_book(&mut tx, &book_id, "id", &id.to_string())
-                    .await?
-                    .ok_or(StoreError::NotFound)?,
-            ),
-            (None, Some(ext)) => match price_in_book(&mut tx, &book_id, "external_ref", ext).await?
-            {
-                Some(price) => Some(price),
-                None => price_in_book(&mut tx, &book_id, "sku", &input.sku).await?,
-            },
-            (None, None) => price_in_book(&mut tx, &book_id, "sku", &input.sku).await?,
-        };
-        let upserted = match current {
-            Some(current) => {
-                PriceRow::write(&mut tx, tenant, &current, input, now).await?;
-                Upserted::Updated(current.id)
-            }
-            None => {
-                let id = PriceId::new();
-                insert_price(&mut tx, tenant, book.id, id, input, now).await?;
-                Upserted::Created(id)
-            }
-        };
+        let book = find_book(&mut tx, tenant, book).await?;
+        let upserted = upsert_price_in(&mut tx, tenant, book, input, now).await?;
         tx.commit().await?;
         Ok(upserted)
     }
+
+    /// Commits one batch of a price import exactly once: the objects in order, each as
+    /// [`Store::upsert_pricebook`] or [`Store::upsert_price`] would write it, in one transaction
+    /// that first moves the job's checkpoint from `batch.from` and ends by storing the counts
+    /// after the batch there. The import stops at the first object the database refuses
+    /// (vendor-apis.md A.12): the objects before it commit (the checkpoint then stands at that
+    /// object), it and the rest are not written, and the outcome says which and why, for the
+    /// caller to record and stop.
+    ///
+    /// Errors: `Fenced`, `Replayed` (the batch committed before; nothing is written again),
+    /// `Unavailable`.
+    pub async fn import_prices(
+        &self,
+        fence: Fence,
+        tenant: &TenantId,
+        batch: &PriceBatch<'_>,
+    ) -> Result<PriceBatchOutcome, StoreError> {
+        let mut written = batch.objects.len();
+        let mut failed = None;
+        while written > 0 {
+            let now = self.now_ms();
+            let mut tx = self.begin().await?;
+            let to = batch.from + written as u64;
+            open_batch(&mut tx, fence, (batch.from, to), batch.total, &batch.counts.state(), now)
+                .await?;
+            let mut counts = batch.counts;
+            let mut books = HashMap::new();
+            let mut refusal = None;
+            for (i, object) in batch.objects[..written].iter().enumerate() {
+                match write_object(&mut tx, tenant, object, &mut books, now).await {
+                    Ok(updated) => counts.add(object, updated),
+                    Err(e) if refused(&e) => {
+                        refusal = Some((i, e));
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some((i, e)) = refusal {
+                // Dropped, the transaction rolls back (the refused statement may have aborted
+                // it): the objects before the refused one are written again on their own.
+                drop(tx);
+                written = i;
+                failed = Some((i, e));
+                continue;
+            }
+            close_batch(&mut tx, fence, (to, to), batch.total, &counts.state(), now).await?;
+            tx.commit().await?;
+            return Ok(PriceBatchOutcome { counts, written, failed });
+        }
+        Ok(PriceBatchOutcome { counts: batch.counts, written: 0, failed })
+    }
+}
+
+/// Creates or updates a price book inside an open transaction (see
+/// [`Store::upsert_pricebook`]).
+async fn upsert_book(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    input: &PriceBookInput,
+    now: i64,
+) -> Result<Upserted<PriceBookId>, StoreError> {
+    check(input.validate())?;
+    let current = match (input.id, input.external_key()) {
+        (Some(id), _) => Some(get_for_update::<PriceBookRow>(tx, tenant, id).await?),
+        (None, Some(ext)) => book_by_ref(tx, tenant, ext).await?,
+        (None, None) => None,
+    };
+    Ok(match current {
+        Some(current) => {
+            PriceBookRow::write(tx, tenant, &current, input, now).await?;
+            Upserted::Updated(current.id)
+        }
+        None => {
+            let id = PriceBookId::new();
+            insert_pricebook(tx, tenant, id, input, now).await?;
+            Upserted::Created(id)
+        }
+    })
+}
+
+/// The book of `tenant` a price names; `NotFound` if there is none.
+async fn find_book(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    book: &PriceBookRef,
+) -> Result<PriceBookId, StoreError> {
+    Ok(match book {
+        PriceBookRef::Id(id) => get::<PriceBookRow>(tx, tenant, *id).await?.id,
+        PriceBookRef::ExternalRef(ext) => {
+            book_by_ref(tx, tenant, ext).await?.ok_or(StoreError::NotFound)?.id
+        }
+    })
+}
+
+/// Creates or updates a price of book `book` inside an open transaction (see
+/// [`Store::upsert_price`]).
+async fn upsert_price_in(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    book: PriceBookId,
+    input: &PriceInput,
+    now: i64,
+) -> Result<Upserted<PriceId>, StoreError> {
+    check(input.validate())?;
+    let book_id = book.to_string();
+    let current = match (input.id, input.external_key()) {
+        (Some(id), _) => Some(
+            price_in_book(tx, &book_id, "id", &id.to_string())
+                .await?
+                .ok_or(StoreError::NotFound)?,
+        ),
+        (None, Some(ext)) => match price_in_book(tx, &book_id, "external_ref", ext).await? {
+            Some(price) => Some(price),
+            None => price_in_book(tx, &book_id, "sku", &input.sku).await?,
+        },
+        (None, None) => price_in_book(tx, &book_id, "sku", &input.sku).await?,
+    };
+    Ok(match current {
+        Some(current) => {
+            PriceRow::write(tx, tenant, &current, input, now).await?;
+            Upserted::Updated(current.id)
+        }
+        None => {
+            let id = PriceId::new();
+            insert_price(tx, tenant, book, id, input, now).await?;
+            Upserted::Created(id)
+        }
+    })
+}
+
+/// Writes one object of a price batch; `true` if it updated a record. `books` remembers the
+/// books prices named, until a book is written.
+async fn write_object(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    object: &PriceObject,
+    books: &mut HashMap<PriceBookRef, PriceBookId>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(match object {
+        PriceObject::Book(input) => {
+            books.clear();
+            matches!(upsert_book(tx, tenant, input, now).await?, Upserted::Updated(_))
+        }
+        PriceObject::Price(book, input) => {
+            let id = match books.get(book) {
+                Some(id) => *id,
+                None => {
+                    let id = find_book(tx, tenant, book).await?;
+                    books.insert(book.clone(), id);
+                    id
+                }
+            };
+            matches!(upsert_price_in(tx, tenant, id, input, now).await?, Upserted::Updated(_))
+        }
+    })
 }

@@ -1,11 +1,21 @@
 //! Products: plain CRUD with their searchable tags, the export's filtered keyset read, and the
-//! two fenced job writes that make products in bulk (the import, with a SAVEPOINT per row, and
-//! the child-product build).
+//! fenced job writes that make products in bulk (the import and the child-product build).
+//!
+//! An import batch is written set-based: its rows are checked in Rust, the products they name
+//! are read with one query, the rows are resolved against them in file order in Rust (the same
+//! rules, in the same order, as one row at a time), and the creates, updates and tags go in a
+//! few multi-row statements (`UNNEST` arrays on PostgreSQL, multi-row `VALUES` on SQLite) inside
+//! a SAVEPOINT. Whenever the rows could interfere (a value one row wants that another product of
+//! the batch holds at that point, a product two rows change), or the database refuses the set
+//! (a unique value held by a product the batch did not read), the batch is redone one row at a
+//! time, each row in its own SAVEPOINT: the slow path that tells the rows apart, so errors keep
+//! their row numbers and the good rows still commit. Both paths give the same outcome.
 
 use super::variations::variations_of;
 use super::{
-    check, corrupt, delete, edit, find_for_update, finish, get, get_for_update, i64_of, invalid,
-    page, parse_id, records, replace, select_where, CatalogPage, Edit, Owned, Table,
+    check, close_batch, corrupt, delete, edit, find_for_update, finish, get, get_for_update,
+    i64_of, invalid, open_batch, page, parse_id, records, replace, select_where, CatalogPage, Edit,
+    Owned, Table,
 };
 use crate::db::{Queries, Sql, Tx};
 use crate::jobs::{check_fence, insert_job_errors, BATCH_ROWS};
@@ -19,7 +29,7 @@ use jobline_core::catalog::{
 use jobline_core::clock::from_millis;
 use jobline_core::{JobErrorEntry, TenantId, ValidationError};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// EP's text for a unique-rule violation in an import row (vendor-apis.md A.5, A.8).
 const NOT_UNIQUE: &str = "Must be unique amongst products.";
@@ -53,6 +63,73 @@ pub enum RowResult {
     /// Nothing was written for this row; each error names its field, e.g.
     /// `data.attributes.sku: Must be unique amongst products.`
     Failed(Vec<ValidationError>),
+}
+
+/// A product import's counts so far: the state its checkpoint keeps, as
+/// `{"created": n, "updated": m, "failed": k}`, and what its result is made of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    /// Rows that created a product.
+    pub created: u64,
+    /// Rows that updated one.
+    pub updated: u64,
+    /// Rows that wrote nothing (invalid, unreadable, or refused by a unique rule).
+    pub failed: u64,
+}
+
+impl ImportCounts {
+    /// The counts a checkpoint state holds; a missing count is 0, so the empty state of a
+    /// first run is all zeros.
+    pub fn from_state(state: &Value) -> Self {
+        let n = |key: &str| state.get(key).and_then(Value::as_u64).unwrap_or(0);
+        ImportCounts { created: n("created"), updated: n("updated"), failed: n("failed") }
+    }
+
+    /// The checkpoint state of these counts.
+    pub fn state(&self) -> Value {
+        serde_json::json!({"created": self.created, "updated": self.updated, "failed": self.failed})
+    }
+
+    /// These counts plus a batch's outcomes and its unreadable rows.
+    fn add(mut self, outcomes: &[RowOutcome], unreadable: usize) -> Self {
+        for o in outcomes {
+            match o.result {
+                RowResult::Created(_) => self.created += 1,
+                RowResult::Updated(_) => self.updated += 1,
+                RowResult::Failed(_) => self.failed += 1,
+            }
+        }
+        self.failed += unreadable as u64;
+        self
+    }
+}
+
+/// One batch of a product import: a run of consecutive rows of the file, and where it puts the
+/// job's checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportBatch<'a> {
+    /// Rows of the file done before the batch: the checkpoint position it starts from.
+    pub from: u64,
+    /// Rows done after it (`from` plus the batch's rows, readable or not).
+    pub to: u64,
+    /// Rows in the file, for the job's progress.
+    pub total: Option<u64>,
+    /// The import's counts before the batch (the state its checkpoint holds at `from`).
+    pub counts: ImportCounts,
+    /// The batch's rows that could be read, in file order.
+    pub rows: &'a [ImportRow],
+    /// One error per row of the batch that could not even be read, with its row number; they
+    /// are recorded with the batch and count as failed rows.
+    pub unreadable: &'a [JobErrorEntry],
+}
+
+/// What a committed import batch did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductBatchOutcome {
+    /// One outcome per readable row, in the batch's order.
+    pub outcomes: Vec<RowOutcome>,
+    /// The import's counts after the batch (what its checkpoint now holds).
+    pub counts: ImportCounts,
 }
 
 /// What a child-product build changed.
@@ -454,6 +531,380 @@ async fn import_row(
     Ok(result)
 }
 
+/// Applies import rows inside an open transaction: set-based when the rows cannot interfere,
+/// else (or when the database refuses the set) one row at a time. Same outcome either way.
+async fn import_rows(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    rows: &[ImportRow],
+    now: i64,
+) -> Result<Vec<RowOutcome>, StoreError> {
+    let known = named_products(tx, tenant, rows).await?;
+    if let Some(plan) = plan_import(known, rows) {
+        if plan.creates.is_empty() && plan.updates.is_empty() {
+            return Ok(plan.outcomes);
+        }
+        tx.execute(Sql::new("SAVEPOINT import_batch")).await?;
+        match write_plan(tx, tenant, &plan, now).await {
+            Ok(()) => {
+                tx.execute(Sql::new("RELEASE SAVEPOINT import_batch")).await?;
+                return Ok(plan.outcomes);
+            }
+            // A unique value is held by a product the batch did not read: only row by row
+            // can tell which rows that fails.
+            Err(StoreError::Duplicate { .. }) => {
+                tx.execute(Sql::new("ROLLBACK TO SAVEPOINT import_batch")).await?;
+                tx.execute(Sql::new("RELEASE SAVEPOINT import_batch")).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    tracing::debug!(rows = rows.len(), "import batch written row by row");
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for r in rows {
+        let result = import_row(tx, tenant, &r.input, now).await?;
+        outcomes.push(RowOutcome { row: r.row, result });
+    }
+    Ok(outcomes)
+}
+
+/// The products of `tenant` that import rows name, by `id` or by `external_ref` (any row's,
+/// so a value a row wants that another named product holds is seen in Rust): one query,
+/// locking them on PostgreSQL like the row path does.
+async fn named_products(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    rows: &[ImportRow],
+) -> Result<Vec<Product>, StoreError> {
+    let ids: BTreeSet<String> =
+        rows.iter().filter_map(|r| r.input.product_id()).map(|id| id.to_string()).collect();
+    let refs: BTreeSet<&str> = rows.iter().filter_map(|r| r.input.external_key()).collect();
+    if ids.is_empty() && refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = ProductRow::TABLE.select();
+    if tx.backend() == Backend::Postgres {
+        let ids: Vec<Option<String>> = ids.into_iter().map(Some).collect();
+        let refs: Vec<Option<String>> = refs.into_iter().map(|r| Some(r.to_owned())).collect();
+        sql.push("p.tenant_id = ").push_bind(tenant.as_str());
+        sql.push(" AND (p.id = ANY(").push_bind(ids).push("::text[]) OR p.external_ref = ANY(");
+        sql.push_bind(refs).push("::text[])) FOR UPDATE");
+    } else {
+        // Two searches, one per index: SQLite's planner would rather walk every product of the
+        // tenant than OR two IN lists (or even match ids under a tenant condition), hence the
+        // `+` that keeps the tenant column from being used as an index on the id search.
+        sql.push("p.id IN (").push_list(ids).push(") AND +p.tenant_id = ");
+        sql.push_bind(tenant.as_str()).push(" UNION ALL ");
+        sql.push(ProductRow::TABLE.select().text());
+        sql.push("p.tenant_id = ").push_bind(tenant.as_str());
+        sql.push(" AND p.external_ref IN (").push_list(refs).push(")");
+    }
+    let mut found: Vec<ProductRow> = tx.fetch_all(sql).await?;
+    // A product named both ways comes twice.
+    let mut seen = BTreeSet::new();
+    found.retain(|p| seen.insert(p.id.clone()));
+    records(tx, found).await
+}
+
+/// How an import batch is written set-based, and what each row came to.
+#[derive(Debug, Default)]
+struct ImportPlan {
+    outcomes: Vec<RowOutcome>,
+    /// New products, in row order.
+    creates: Vec<(ProductId, ProductData)>,
+    /// Updated products (each once), with whether their tags changed.
+    updates: Vec<(ProductId, ProductData, bool)>,
+}
+
+/// A product an import batch knows of while it is planned: one read with the batch, or one a
+/// row of the batch creates.
+#[derive(Debug)]
+struct Known {
+    /// As read (`None` for a product the batch creates).
+    stored: Option<Product>,
+    /// Whether a row of the batch writes it.
+    written: bool,
+}
+
+/// The unique values of a product: slug, SKU, external ref (the three unique indexes).
+fn unique_values(slug: &str, sku: Option<&str>, external_ref: Option<&str>) -> [Option<String>; 3] {
+    [Some(slug.to_owned()), sku.map(str::to_owned), external_ref.map(str::to_owned)]
+}
+
+/// Resolves import rows in file order against the products the batch named (`known`), the way
+/// [`import_row`] would one row at a time, and returns the set of writes; or `None` when the
+/// rows interfere in a way only the row path reproduces exactly: a row wants a unique value
+/// that another known product holds at that point of the file, or a product is written by two
+/// rows. Values held by products the batch did not read are the database's to refuse: they do
+/// not change during the batch, so the set-based write trips on them exactly when some row
+/// would.
+fn plan_import(stored: Vec<Product>, rows: &[ImportRow]) -> Option<ImportPlan> {
+    let mut known: Vec<Known> = Vec::with_capacity(stored.len() + rows.len());
+    let mut by_id: HashMap<ProductId, usize> = HashMap::with_capacity(stored.len());
+    // Who holds each unique value now: slug, SKU, external ref.
+    let mut holders: [HashMap<String, usize>; 3] = Default::default();
+    for p in stored {
+        let i = known.len();
+        by_id.insert(p.id, i);
+        let values = unique_values(&p.slug, p.sku.as_deref(), p.external_ref.as_deref());
+        for (map, v) in holders.iter_mut().zip(values) {
+            if let Some(v) = v {
+                map.insert(v, i);
+            }
+        }
+        known.push(Known { stored: Some(p), written: false });
+    }
+    let mut plan = ImportPlan { outcomes: Vec::with_capacity(rows.len()), ..ImportPlan::default() };
+    for r in rows {
+        let failed = |errors| RowOutcome { row: r.row, result: RowResult::Failed(errors) };
+        let errors = r.input.validate();
+        if !errors.is_empty() {
+            plan.outcomes.push(failed(errors));
+            continue;
+        }
+        let target = match (r.input.product_id(), r.input.external_key()) {
+            (Some(id), _) => match by_id.get(&id) {
+                Some(&i) => Some(i),
+                None => {
+                    let e = ValidationError::new("data.id", format!("no product {id}"));
+                    plan.outcomes.push(failed(vec![e]));
+                    continue;
+                }
+            },
+            (None, Some(ext)) => holders[2].get(ext).copied(),
+            (None, None) => None,
+        };
+        if target.is_some_and(|i| known[i].written) {
+            return None;
+        }
+        let current = target.and_then(|i| known[i].stored.as_ref());
+        let data = match r.input.resolve(current) {
+            Ok(d) => d,
+            Err(errors) => {
+                plan.outcomes.push(failed(errors));
+                continue;
+            }
+        };
+        let wanted = unique_values(&data.slug, data.sku.as_deref(), data.external_ref.as_deref());
+        for (map, v) in holders.iter().zip(&wanted) {
+            if v.as_ref().and_then(|v| map.get(v)).is_some_and(|&h| Some(h) != target) {
+                return None;
+            }
+        }
+        let i = match target {
+            Some(i) => {
+                let c = current?;
+                let old = unique_values(&c.slug, c.sku.as_deref(), c.external_ref.as_deref());
+                for (map, v) in holders.iter_mut().zip(old) {
+                    if let Some(v) = v.filter(|v| map.get(v) == Some(&i)) {
+                        map.remove(&v);
+                    }
+                }
+                let tags_changed = c.tags != data.tags;
+                plan.outcomes.push(RowOutcome { row: r.row, result: RowResult::Updated(c.id) });
+                plan.updates.push((c.id, data, tags_changed));
+                i
+            }
+            None => {
+                let id = ProductId::new();
+                let i = known.len();
+                by_id.insert(id, i);
+                known.push(Known { stored: None, written: false });
+                plan.outcomes.push(RowOutcome { row: r.row, result: RowResult::Created(id) });
+                plan.creates.push((id, data));
+                i
+            }
+        };
+        known[i].written = true;
+        for (map, v) in holders.iter_mut().zip(wanted) {
+            if let Some(v) = v {
+                map.insert(v, i);
+            }
+        }
+    }
+    Some(plan)
+}
+
+/// Rows per multi-row statement on SQLite: 16 binds a product, under its 32,766.
+const SQLITE_PRODUCTS_PER_INSERT: usize = 1_000;
+/// Tags per multi-row statement on SQLite: 3 binds a tag.
+const SQLITE_TAGS_PER_INSERT: usize = 5_000;
+
+/// The product columns a set-based write binds, one array each (PostgreSQL's `UNNEST`), in the
+/// order of [`PRODUCT_ARRAY_COLUMNS`].
+fn product_arrays<'d>(
+    items: impl ExactSizeIterator<Item = (ProductId, &'d ProductData)>,
+) -> [Vec<Option<String>>; 13] {
+    let n = items.len();
+    let mut cols: [Vec<Option<String>>; 13] = std::array::from_fn(|_| Vec::with_capacity(n));
+    for (id, d) in items {
+        let values = [
+            Some(id.to_string()),
+            Some(d.name.clone()),
+            Some(d.description.clone()),
+            Some(d.slug.clone()),
+            d.sku.clone(),
+            Some(d.status.as_str().to_owned()),
+            Some(d.commodity_type.as_str().to_owned()),
+            d.upc_ean.clone(),
+            d.mpn.clone(),
+            d.external_ref.clone(),
+            Some(Value::from(d.tags.clone()).to_string()),
+            d.build_rules.as_ref().map(Value::to_string),
+            Some(d.extras.to_string()),
+        ];
+        for (col, v) in cols.iter_mut().zip(values) {
+            col.push(v);
+        }
+    }
+    cols
+}
+
+/// The columns of [`product_arrays`], as the alias list of their `UNNEST`.
+const PRODUCT_ARRAY_COLUMNS: &str = "u(id, name, description, slug, sku, status, commodity_type, \
+    upc_ean, mpn, external_ref, tags, build_rules, extras)";
+
+/// Appends `UNNEST($n::text[], …) AS u(…)` binding `arrays`.
+fn push_unnest<'a>(sql: &mut Sql<'a>, arrays: [Vec<Option<String>>; 13]) {
+    sql.push("UNNEST(");
+    for (i, a) in arrays.into_iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push_bind(a).push("::text[]");
+    }
+    sql.push(") AS ").push(PRODUCT_ARRAY_COLUMNS);
+}
+
+/// Writes an import plan: updates, then creates, then the tags of both. Updates go first so
+/// a value an update gives up can be taken by a create of the same batch.
+async fn write_plan(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    plan: &ImportPlan,
+    now: i64,
+) -> Result<(), StoreError> {
+    let postgres = tx.backend() == Backend::Postgres;
+    if !plan.updates.is_empty() {
+        if postgres {
+            let mut sql = Sql::new(
+                "UPDATE products AS p SET name = u.name, description = u.description, \
+                 slug = u.slug, sku = u.sku, status = u.status, \
+                 commodity_type = u.commodity_type, upc_ean = u.upc_ean, mpn = u.mpn, \
+                 external_ref = u.external_ref, tags = u.tags, build_rules = u.build_rules, \
+                 extras = u.extras, \
+                 child_detached = CASE WHEN p.parent_id IS NULL THEN 0 ELSE 1 END, \
+                 updated_at = ",
+            );
+            sql.push_bind(now).push(" FROM ");
+            push_unnest(&mut sql, product_arrays(plan.updates.iter().map(|(id, d, _)| (*id, d))));
+            sql.push(" WHERE p.id = u.id AND p.tenant_id = ").push_bind(tenant.as_str());
+            if tx.execute(sql).await? != plan.updates.len() as u64 {
+                return Err(StoreError::NotFound);
+            }
+        } else {
+            for (id, data, _) in &plan.updates {
+                let sql = bind_data(Sql::new(UPDATE_PRODUCT_SQL), data)
+                    .bind(now)
+                    .bind(true) // a direct change: a child product becomes independent
+                    .bind(id.to_string())
+                    .bind(tenant.as_str());
+                if tx.execute(sql).await? == 0 {
+                    return Err(StoreError::NotFound);
+                }
+            }
+        }
+    }
+    if !plan.creates.is_empty() {
+        if postgres {
+            let mut sql = Sql::new(
+                "INSERT INTO products (id, name, description, slug, sku, status, \
+                 commodity_type, upc_ean, mpn, external_ref, tags, build_rules, extras, \
+                 tenant_id, created_at, updated_at) \
+                 SELECT u.id, u.name, u.description, u.slug, u.sku, u.status, \
+                 u.commodity_type, u.upc_ean, u.mpn, u.external_ref, u.tags, u.build_rules, \
+                 u.extras, ",
+            );
+            sql.push_bind(tenant.as_str()).push(", ").push_bind(now).push(", ").push_bind(now);
+            sql.push(" FROM ");
+            push_unnest(&mut sql, product_arrays(plan.creates.iter().map(|(id, d)| (*id, d))));
+            tx.execute(sql).await?;
+        } else {
+            for chunk in plan.creates.chunks(SQLITE_PRODUCTS_PER_INSERT) {
+                let mut sql = Sql::new(
+                    "INSERT INTO products (id, tenant_id, name, description, slug, sku, status, \
+                     commodity_type, upc_ean, mpn, external_ref, tags, build_rules, extras, \
+                     created_at, updated_at) ",
+                );
+                sql.push_values(chunk, |row, (id, d)| {
+                    row.bind(id.to_string())
+                        .bind(tenant.as_str())
+                        .bind(d.name.as_str())
+                        .bind(d.description.as_str())
+                        .bind(d.slug.as_str())
+                        .bind(d.sku.as_deref())
+                        .bind(d.status.as_str())
+                        .bind(d.commodity_type.as_str())
+                        .bind(d.upc_ean.as_deref())
+                        .bind(d.mpn.as_deref())
+                        .bind(d.external_ref.as_deref())
+                        .bind(Value::from(d.tags.clone()).to_string())
+                        .bind(d.build_rules.as_ref().map(Value::to_string))
+                        .bind(d.extras.to_string())
+                        .bind(now)
+                        .bind(now);
+                });
+                tx.execute(sql).await?;
+            }
+        }
+    }
+    // Tags: those of updated products whose tags changed are replaced, new products' added.
+    let replaced: Vec<String> =
+        plan.updates.iter().filter(|u| u.2).map(|(id, _, _)| id.to_string()).collect();
+    if !replaced.is_empty() {
+        if postgres {
+            let ids: Vec<Option<String>> = replaced.iter().cloned().map(Some).collect();
+            let mut sql = Sql::new("DELETE FROM product_tags WHERE product_id = ANY(");
+            sql.push_bind(ids).push("::text[])");
+            tx.execute(sql).await?;
+        } else {
+            for chunk in replaced.chunks(BATCH_ROWS) {
+                let mut sql = Sql::new("DELETE FROM product_tags WHERE product_id IN (");
+                sql.push_list(chunk.iter().map(String::as_str)).push(")");
+                tx.execute(sql).await?;
+            }
+        }
+    }
+    let updated = plan.updates.iter().filter(|u| u.2).map(|(id, d, _)| (id, d));
+    let tags: Vec<(String, &str)> = updated
+        .chain(plan.creates.iter().map(|(id, d)| (id, d)))
+        .flat_map(|(id, d)| {
+            let id = id.to_string();
+            d.tags.iter().map(move |t| (id.clone(), t.as_str()))
+        })
+        .collect();
+    if !tags.is_empty() {
+        if postgres {
+            let (ids, names): (Vec<Option<String>>, Vec<Option<String>>) =
+                tags.into_iter().map(|(id, t)| (Some(id), Some(t.to_owned()))).unzip();
+            let mut sql =
+                Sql::new("INSERT INTO product_tags (product_id, tenant_id, tag) SELECT u.p, ");
+            sql.push_bind(tenant.as_str()).push(", u.t FROM UNNEST(").push_bind(ids);
+            sql.push("::text[], ").push_bind(names).push("::text[]) AS u(p, t)");
+            tx.execute(sql).await?;
+        } else {
+            for chunk in tags.chunks(SQLITE_TAGS_PER_INSERT) {
+                let mut sql = Sql::new("INSERT INTO product_tags (product_id, tenant_id, tag) ");
+                sql.push_values(chunk, |row, (id, tag)| {
+                    row.bind(id.as_str()).bind(tenant.as_str()).bind(*tag);
+                });
+                tx.execute(sql).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The job errors of an import's failed rows: one entry per error, with the row's number.
 fn row_errors(outcomes: &[RowOutcome]) -> Vec<JobErrorEntry> {
     outcomes
@@ -595,11 +1046,12 @@ impl Store {
     ///
     /// Each row is matched by `id` when it names one (an id that is not a product of `tenant`
     /// fails the row), else by `external_ref`; a match is updated, no match creates a product.
-    /// Every row runs inside its own SAVEPOINT, so a bad row (invalid, or breaking a unique
-    /// rule: `data.attributes.sku: Must be unique amongst products.`) is rolled back alone while
-    /// the good rows of the batch commit. The failed rows are also appended to the job's
-    /// errors (row number and message, one entry per error) in the same transaction, so a
-    /// crash can never keep the rows and lose their errors.
+    /// A bad row (invalid, or breaking a unique rule: `data.attributes.sku: Must be unique
+    /// amongst products.`) writes nothing while the good rows of the batch commit, exactly as
+    /// if each row ran alone in file order (see the module docs for how the batch is written).
+    /// The failed rows are also appended to the job's errors (row number and message, one entry
+    /// per error) in the same transaction, so a crash can never keep the rows and lose their
+    /// errors.
     ///
     /// Errors: `Fenced` (the job is no longer running at this attempt: nothing is written),
     /// `Unavailable`.
@@ -612,14 +1064,43 @@ impl Store {
         let now = self.now_ms();
         let mut tx = self.begin().await?;
         check_fence(&mut tx, fence, now).await?;
-        let mut outcomes = Vec::with_capacity(rows.len());
-        for r in rows {
-            let result = import_row(&mut tx, tenant, &r.input, now).await?;
-            outcomes.push(RowOutcome { row: r.row, result });
-        }
+        let outcomes = import_rows(&mut tx, tenant, rows, now).await?;
         insert_job_errors(&mut tx, fence, &row_errors(&outcomes)).await?;
         tx.commit().await?;
         Ok(outcomes)
+    }
+
+    /// Commits one batch of a product import exactly once: like [`Store::import_products`],
+    /// in one transaction that first moves the job's checkpoint from `batch.from` to
+    /// `batch.to` and ends by storing the counts after the batch there. The errors of the
+    /// batch's rows, readable or not, are recorded with it in row order.
+    ///
+    /// So a batch either commits whole (products, errors, checkpoint and counts) or not at
+    /// all, and a job resumed after a crash or a release goes on from the checkpoint with the
+    /// counts it holds, ending exactly as an uninterrupted run.
+    ///
+    /// Errors: `Fenced` (a stale attempt), `Replayed` (the batch committed before; nothing is
+    /// written again), `Unavailable`.
+    pub async fn import_product_batch(
+        &self,
+        fence: Fence,
+        tenant: &TenantId,
+        batch: &ImportBatch<'_>,
+    ) -> Result<ProductBatchOutcome, StoreError> {
+        let now = self.now_ms();
+        let mut tx = self.begin().await?;
+        let span = (batch.from, batch.to);
+        open_batch(&mut tx, fence, span, batch.total, &batch.counts.state(), now).await?;
+        let outcomes = import_rows(&mut tx, tenant, batch.rows, now).await?;
+        let mut errors = row_errors(&outcomes);
+        errors.extend(batch.unreadable.iter().cloned());
+        errors.sort_by_key(|e| e.row); // stable: a row's own errors keep their order
+        insert_job_errors(&mut tx, fence, &errors).await?;
+        let counts = batch.counts.add(&outcomes, batch.unreadable.len());
+        let at = (batch.to, batch.to);
+        close_batch(&mut tx, fence, at, batch.total, &counts.state(), now).await?;
+        tx.commit().await?;
+        Ok(ProductBatchOutcome { outcomes, counts })
     }
 
     /// Builds product `parent_id`'s child products, fenced, in one transaction

@@ -3,13 +3,21 @@
 //!
 //! The file is a stream of concatenated JSON values, not strictly one per line: EP's own
 //! `example_file_all.jsonl` is pretty-printed. The whole file is read and checked first
-//! (objects may come in any order), then price books are written, then prices, each object in
-//! its own fenced transaction. The first hard error fails the job and is listed in its errors,
-//! with the object's number (1-based, in file order) as its row; objects written before it stay,
-//! as the vendor does ("best endeavours"). An error found while reading (bad gzip, bad JSON, an
-//! object of the wrong shape, a missing SKU, a file that decompresses to more than
-//! [`MAX_UNZIPPED_BYTES`]) is therefore found before anything is written; one that needs the
-//! database (an unknown price book, a taken name) stops the writes where it occurs.
+//! (objects may come in any order), then price books are written, then prices, in batches of
+//! [`BATCH_OBJECTS`], each one fenced transaction (`Store::import_prices`). The first hard error
+//! fails the job and is listed in its errors, with the object's number (1-based, in file order)
+//! as its row; objects written before it stay, as the vendor does ("best endeavours"). An error
+//! found while reading (bad gzip, bad JSON, an object of the wrong shape, a missing SKU, a file
+//! that decompresses to more than [`MAX_UNZIPPED_BYTES`]) is therefore found before anything is
+//! written; one that needs the database (an unknown price book, a taken name) stops the writes
+//! where it occurs.
+//!
+//! Exactly once: the objects are counted in writing order (the books, then the prices), and
+//! each batch's transaction moves the job's checkpoint over the objects it wrote and stores the
+//! counts so far there. A run that stops loses nothing that committed; the next attempt skips
+//! the checkpoint's objects and goes on with its counts. The error that stops the import is
+//! recorded once, by a checkpoint step that marks the job stopped, so an attempt that resumes
+//! after it fails at once without writing.
 //!
 //! Memory stays flat whatever the file holds: the file is read as a stream three times (check
 //! everything, write the books, write the prices), decompressing as it goes, and one object is
@@ -18,12 +26,13 @@
 //!
 //! Result: `{"pricebooks": {"created", "updated"}, "prices": {"created", "updated"}}`.
 
-use super::{fail, input_file, is_runtime_error, payload};
+use super::product_import::{stop, stopped};
+use super::{input_file, payload};
 use crate::{JobContext, JobError, JobHandler};
 use async_trait::async_trait;
 use jobline_core::catalog::{PriceBookId, PriceBookInput, PriceId, PriceInput};
 use jobline_core::{kinds, KindSpec};
-use jobline_store::{PriceBookRef, StoreError, Upserted};
+use jobline_store::{PriceBatch, PriceBookRef, PriceCounts, PriceObject, StoreError};
 use serde::Deserialize;
 use serde_json::Value;
 use std::io::{BufReader, Read};
@@ -45,8 +54,11 @@ pub const MAX_UNZIPPED_BYTES: u64 = 4 * 50 * 1024 * 1024;
 pub const TOO_LARGE: &str =
     "error processing gzip file: it decompresses to more than 209715200 bytes (200 MiB)";
 
-/// Objects between progress writes.
-const PROGRESS_EVERY: u64 = 100;
+/// Objects per store transaction.
+pub const BATCH_OBJECTS: usize = 500;
+
+/// The breakpoint passed after each batch (for tests).
+pub const BATCH_BREAKPOINT: &str = "pxm/price-import:batch";
 
 #[derive(Debug, Deserialize)]
 struct Params {
@@ -55,11 +67,7 @@ struct Params {
 }
 
 /// One object of the file, checked and ready to write.
-#[derive(Debug)]
-enum Object {
-    Book(PriceBookInput),
-    Price(PriceBookRef, PriceInput),
-}
+type Object = PriceObject;
 
 /// An object's number in the file (1-based) and what it holds.
 type Numbered = (i64, Object);
@@ -82,6 +90,10 @@ impl JobHandler for PriceImport {
     }
 
     async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {
+        let (position, state): (u64, Value) = ctx.resume()?;
+        if let Some(message) = stopped(&state) {
+            return Err(JobError::Fatal(message));
+        }
         let p: Params = payload(&ctx)?;
         let bytes = Arc::new(input_file(&ctx).await?);
         // Decompressing and parsing a whole file is up to seconds of CPU: off the async
@@ -92,56 +104,62 @@ impl JobHandler for PriceImport {
             .map_err(|e| JobError::Fatal(format!("the file check stopped: {e}")))?;
         let checked = match checked {
             Ok(c) => c,
-            Err((row, message)) => return Err(fail(&ctx, row, message).await),
+            Err((row, message)) => return Err(stop(&ctx, position, row, message).await),
         };
-        ctx.progress(0, Some(checked.total)).await?;
+        let total = checked.total;
+        let mut counts = PriceCounts::from_state(&state);
+        let mut done = position.min(total);
+        ctx.progress(done, Some(total)).await?;
         let tenant = &ctx.job().tenant;
-        let mut counts = [[0u64; 2]; 2];
-        let (mut done, mut reported) = (0u64, 0u64);
-        for books in [true, false] {
-            for item in objects(&bytes, p.gzip) {
-                // The check pass read the same bytes without error, so this does not fail.
-                let (n, object) = match item {
-                    Ok(o) => o,
-                    Err((row, message)) => return Err(fail(&ctx, row, message).await),
-                };
-                if books && n > checked.last_book {
-                    break;
-                }
-                if books != matches!(object, Object::Book(_)) {
-                    continue;
-                }
-                ctx.checkpoint()?;
-                let written = match &object {
-                    Object::Book(input) => ctx
-                        .store()
-                        .upsert_pricebook(ctx.fence(), tenant, input)
-                        .await
-                        .map(|u| (0, matches!(u, Upserted::Updated(_)))),
-                    Object::Price(book, input) => ctx
-                        .store()
-                        .upsert_price(ctx.fence(), tenant, book, input)
-                        .await
-                        .map(|u| (1, matches!(u, Upserted::Updated(_)))),
-                };
-                match written {
-                    Ok((kind, updated)) => counts[kind][usize::from(updated)] += 1,
-                    Err(e) if is_runtime_error(&e) => return Err(e.into()),
-                    Err(e) => return Err(fail(&ctx, Some(n), write_error(&object, e)).await),
-                }
-                done += 1;
-                if done - reported >= PROGRESS_EVERY {
-                    ctx.progress(done, Some(checked.total)).await?;
-                    reported = done;
+        let is_book = |o: &Object| matches!(o, Object::Book(_));
+        // Writing order: the price books (the book pass stops at the last one), then the
+        // prices. A read error (which the check pass rules out) is kept, to stop there.
+        let books = objects(&bytes, p.gzip)
+            .take_while(|item| item.as_ref().map_or(true, |(n, _)| *n <= checked.last_book))
+            .filter(move |item| item.as_ref().map_or(true, |(_, o)| is_book(o)));
+        let prices = objects(&bytes, p.gzip)
+            .filter(move |item| item.as_ref().map_or(true, |(_, o)| !is_book(o)));
+        let skip = usize::try_from(done).unwrap_or(usize::MAX);
+        let mut ordered = books.chain(prices).skip(skip).peekable();
+        while ordered.peek().is_some() {
+            ctx.checkpoint()?;
+            let mut numbers = Vec::with_capacity(BATCH_OBJECTS);
+            let mut batch = Vec::with_capacity(BATCH_OBJECTS);
+            let mut unread = None;
+            for item in ordered.by_ref().take(BATCH_OBJECTS) {
+                match item {
+                    Ok((n, object)) => {
+                        numbers.push(n);
+                        batch.push(object);
+                    }
+                    Err(e) => {
+                        unread = Some(e);
+                        break;
+                    }
                 }
             }
+            if !batch.is_empty() {
+                let step = PriceBatch {
+                    from: done,
+                    to: done + batch.len() as u64,
+                    total: Some(total),
+                    counts,
+                    objects: &batch,
+                };
+                let written = ctx.store().import_prices(ctx.fence(), tenant, &step).await?;
+                counts = written.counts;
+                done += written.written as u64;
+                if let Some((i, e)) = written.failed {
+                    let message = write_error(&batch[i], e);
+                    return Err(stop(&ctx, done, Some(numbers[i]), message).await);
+                }
+            }
+            if let Some((row, message)) = unread {
+                return Err(stop(&ctx, done, row, message).await);
+            }
+            ctx.breakpoint(BATCH_BREAKPOINT).await;
         }
-        ctx.progress(done, Some(checked.total)).await?;
-        let count = |c: [u64; 2]| serde_json::json!({ "created": c[0], "updated": c[1] });
-        Ok(Some(serde_json::json!({
-            "pricebooks": count(counts[0]),
-            "prices": count(counts[1]),
-        })))
+        Ok(Some(counts.state()))
     }
 }
 

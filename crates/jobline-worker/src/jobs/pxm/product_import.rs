@@ -2,23 +2,30 @@
 //!
 //! The whole file is parsed first (it is at most 50 MB, checked at upload), so a missing
 //! required header fails the job before anything is written. Rows then go to the store in
-//! batches of [`BATCH_ROWS`]: each batch is one fenced transaction with a savepoint per row, in
-//! which bad rows roll back alone and their errors are recorded with them. Rows are numbered by
-//! the file line their record starts on (the header is row 1). The job ends `failed` if any row
-//! failed (the good rows stay), else `success` with `{"created": n, "updated": m}`
-//! (DECISIONS.md, "Effects of jobs").
+//! batches of [`BATCH_ROWS`]: each batch is one fenced transaction (written set-based, with a
+//! row-by-row fallback that tells bad rows apart) in which bad rows write nothing and their
+//! errors, including those of rows that could not even be read, are recorded with them. Rows
+//! are numbered by the file line their record starts on (the header is row 1). The job ends
+//! `failed` if any row failed (the good rows stay), else `success` with
+//! `{"created": n, "updated": m}` (DECISIONS.md, "Effects of jobs").
+//!
+//! Exactly once: each batch's transaction opens by moving the job's checkpoint from the rows
+//! done before it to the rows done after it, and closes by storing the counts so far there
+//! (`Store::import_product_batch`). A run that stops (crash, lost lease, shutdown, database
+//! outage) loses nothing that committed; the next attempt skips the rows of the checkpoint and
+//! goes on with its counts, so the products, errors and result are those of an uninterrupted
+//! run. A batch that committed can never be written again (`Replayed`).
 //!
 //! The payload's `locale` only matters for flow-entry dates, which jobline stores as given, so
-//! it is not used. A retry after a database outage starts again from the first row: rows that
-//! carry an `id` or `external_ref` are then updated again, not duplicated.
+//! it is not used.
 
 use super::csv_layout::{classify, split_tags, Column, MAIN_IMAGE, REQUIRED};
-use super::{fail, input_file};
+use super::input_file;
 use crate::{JobContext, JobError, JobHandler};
 use async_trait::async_trait;
 use jobline_core::catalog::ProductInput;
 use jobline_core::{kinds, JobErrorEntry, KindSpec};
-use jobline_store::{ImportRow, RowResult};
+use jobline_store::{ImportBatch, ImportCounts, ImportRow, Step};
 use serde_json::{Map, Value};
 
 /// Rows per store transaction: large enough to amortise the commit, small enough to keep the
@@ -36,6 +43,34 @@ pub struct ProductImport;
 /// its row number and why.
 type RowError = (i64, String);
 
+/// The checkpoint key of a job that stopped for good before its rows (see [`stop`]).
+const STOPPED: &str = "stopped";
+
+/// Fails the job with `message`, recorded once in its errors: the record is a checkpoint step
+/// from `position` to itself whose state says the job stopped, so an attempt that resumes it
+/// after a crash fails again at once ([`stopped`]) instead of recording it twice. If the record
+/// is refused (the job moved on, the database is down), that outcome wins: nothing was
+/// written.
+pub(super) async fn stop(
+    ctx: &JobContext,
+    position: u64,
+    row: Option<i64>,
+    message: String,
+) -> JobError {
+    let state = serde_json::json!({ STOPPED: message });
+    let step = Step { from: position, to: position, total: None, state: &state };
+    let entry = JobErrorEntry { row, ..JobErrorEntry::message(message.clone()) };
+    match ctx.commit_step(&step, &[entry]).await {
+        Ok(()) => JobError::Fatal(message),
+        Err(e) => e,
+    }
+}
+
+/// The message of a job that [`stop`] stopped, if its checkpoint says so.
+pub(super) fn stopped(state: &Value) -> Option<String> {
+    state.get(STOPPED).and_then(Value::as_str).map(str::to_owned)
+}
+
 #[async_trait]
 impl JobHandler for ProductImport {
     fn spec(&self) -> KindSpec {
@@ -43,15 +78,22 @@ impl JobHandler for ProductImport {
     }
 
     async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {
+        let (position, state): (u64, Value) = ctx.resume()?;
+        if let Some(message) = stopped(&state) {
+            return Err(JobError::Fatal(message));
+        }
         let bytes = input_file(&ctx).await?;
         let rows = match parse(&bytes) {
             Ok(rows) => rows,
-            Err(message) => return Err(fail(&ctx, None, message).await),
+            Err(message) => return Err(stop(&ctx, position, None, message).await),
         };
         let total = rows.len() as u64;
-        ctx.progress(0, Some(total)).await?;
-        let (mut created, mut updated, mut failed, mut done) = (0u64, 0u64, 0u64, 0u64);
-        let mut rows = rows.into_iter().peekable();
+        let mut counts = ImportCounts::from_state(&state);
+        let mut done = position.min(total);
+        ctx.progress(done, Some(total)).await?;
+        let tenant = &ctx.job().tenant;
+        let skip = usize::try_from(done).unwrap_or(rows.len());
+        let mut rows = rows.into_iter().skip(skip).peekable();
         while rows.peek().is_some() {
             ctx.checkpoint()?;
             let mut good = Vec::with_capacity(BATCH_ROWS);
@@ -63,30 +105,25 @@ impl JobHandler for ProductImport {
                         .push(JobErrorEntry { row: Some(row), ..JobErrorEntry::message(message) }),
                 }
             }
-            done += (good.len() + bad.len()) as u64;
-            if !bad.is_empty() {
-                failed += bad.len() as u64;
-                ctx.record_errors(&bad).await?;
-            }
-            // The store records the errors of the rows it refuses in the same transaction.
-            let outcomes =
-                ctx.store().import_products(ctx.fence(), &ctx.job().tenant, &good).await?;
-            for o in outcomes {
-                match o.result {
-                    RowResult::Created(_) => created += 1,
-                    RowResult::Updated(_) => updated += 1,
-                    RowResult::Failed(_) => failed += 1,
-                }
-            }
-            ctx.progress(done, Some(total)).await?;
+            let batch = ImportBatch {
+                from: done,
+                to: done + (good.len() + bad.len()) as u64,
+                total: Some(total),
+                counts,
+                rows: &good,
+                unreadable: &bad,
+            };
+            counts = ctx.store().import_product_batch(ctx.fence(), tenant, &batch).await?.counts;
+            done = batch.to;
             ctx.breakpoint(BATCH_BREAKPOINT).await;
         }
-        if failed > 0 {
+        if counts.failed > 0 {
             return Err(JobError::Fatal(format!(
-                "{failed} of {total} rows failed; see the job's errors"
+                "{} of {total} rows failed; see the job's errors",
+                counts.failed
             )));
         }
-        Ok(Some(serde_json::json!({ "created": created, "updated": updated })))
+        Ok(Some(serde_json::json!({ "created": counts.created, "updated": counts.updated })))
     }
 }
 
