@@ -4,17 +4,21 @@
 //!
 //! Rules kept here: a code is unique within its promotion (the primary key decides, so a
 //! collision is never a race); a code a job writes carries the job's id, so undoing a cancelled
-//! job deletes exactly that job's codes; every code write of a job runs in a transaction that
-//! first checks the job's [`Fence`]. "One pending or processing job per promotion" is decided
-//! inside one transaction ([`Store::enqueue_exclusive`]), never by a read in the caller.
+//! job deletes exactly that job's codes (of all its attempts); every code write of a job runs in
+//! a transaction that first checks the job's [`Fence`] — a `code_generate` batch by moving the
+//! job's checkpoint ([`Store::insert_code_batch`]), so the checkpoint's position is always the
+//! number of codes the job made. Codes go in set-based: one statement per batch, the codes in
+//! one bind. "One pending or processing job per promotion" is decided inside one transaction
+//! ([`Store::enqueue_exclusive`]), never by a read in the caller.
 
+use crate::checkpoint::advance;
 use crate::db::{Queries, Sql, Tx};
-use crate::jobs::{check_fence, Guard, BATCH_ROWS};
+use crate::jobs::{check_fence, Guard};
 use crate::rows::parse_json;
-use crate::{Backend, Fence, JobScope, Store, StoreError};
+use crate::{Backend, Fence, JobScope, Step, Store, StoreError};
 use chrono::{DateTime, Utc};
 use jobline_core::clock::from_millis;
-use jobline_core::{kinds, Job, JobId, JobState, NewJob, TenantId};
+use jobline_core::{kinds, Job, JobId, JobState, NewJob, TenantId, ValidationError};
 use std::sync::LazyLock;
 
 /// The settings row holding the URL-signing key.
@@ -211,8 +215,62 @@ async fn count_codes_in(q: &mut impl Queries, id: &str) -> Result<u64, StoreErro
     Ok(count(n))
 }
 
+/// Codes per set-based INSERT: one bind (a JSON array on SQLite, a `text[]` on PostgreSQL)
+/// carries them all, so only the statement's size bounds it.
+const SET_ROWS: usize = 10_000;
+
+/// Draws in a row that may insert nothing (every drawn code collided with one the promotion
+/// has) before a batch gives up: only a nearly full code space gets there.
+const MAX_FRUITLESS_DRAWS: u32 = 20;
+
+/// The set-based code INSERT: the codes come as one bind and share the other columns' values.
+/// SQLite reads them from a JSON array (`json_each`; the `WHERE true` keeps its parser from
+/// taking `ON CONFLICT` for a join's `ON`), PostgreSQL from a `text[]`.
+fn insert_codes_sql<'a>(
+    backend: Backend,
+    promotion: &'a str,
+    max_uses: Option<u64>,
+    consume_unit: Option<&'a str>,
+    job: Option<&'a str>,
+    now: i64,
+    codes: &[&str],
+) -> Result<Sql<'a>, StoreError> {
+    const COLUMNS: &str = "INSERT INTO promotion_codes (promotion_id, code, max_uses, \
+                           consume_unit, created_by_job, created_at) ";
+    const CONFLICT: &str = " ON CONFLICT (promotion_id, code) DO NOTHING";
+    static SQLITE: LazyLock<String> = LazyLock::new(|| {
+        format!("{COLUMNS}SELECT $1, value, $2, $3, $4, $5 FROM json_each($6) WHERE true{CONFLICT}")
+    });
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{COLUMNS}SELECT $1, c, $2::bigint, $3::text, $4::text, $5::bigint \
+             FROM UNNEST($6::text[]) AS t(c){CONFLICT}"
+        )
+    });
+    let text = match backend {
+        Backend::Sqlite => SQLITE.as_str(),
+        Backend::Postgres => POSTGRES.as_str(),
+    };
+    let sql = Sql::new(text)
+        .bind(promotion)
+        .bind(max_uses.map(int))
+        .bind(consume_unit)
+        .bind(job)
+        .bind(now);
+    Ok(match backend {
+        Backend::Sqlite => {
+            sql.bind(serde_json::to_string(codes).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        }
+        Backend::Postgres => {
+            sql.bind(codes.iter().map(|c| Some((*c).to_owned())).collect::<Vec<_>>())
+        }
+    })
+}
+
 /// Inserts codes inside an open transaction, marked as `job`'s (`None`: added through the
-/// API), skipping the ones the promotion already has; returns how many were written.
+/// API), skipping the ones the promotion already has; returns how many were written. Set-based:
+/// one statement per run of codes that share `max_uses` and `consume_unit` (a generated batch
+/// is one run), whatever their number.
 async fn insert_codes_in(
     tx: &mut Tx,
     promotion: &str,
@@ -220,24 +278,26 @@ async fn insert_codes_in(
     codes: &[CodeSpec],
     now: i64,
 ) -> Result<u64, StoreError> {
+    let backend = tx.backend();
     let mut inserted = 0;
-    for chunk in codes.chunks(BATCH_ROWS) {
-        let mut sql = Sql::new(
-            "INSERT INTO promotion_codes (promotion_id, code, max_uses, consume_unit, \
-             created_by_job, created_at) ",
-        );
-        sql.push_values(chunk, |row, c| {
-            row.bind(promotion)
-                .bind(c.code.as_str())
-                .bind(c.max_uses.map(int))
-                .bind(c.consume_unit.as_deref())
-                .bind(job)
-                .bind(now);
-        });
-        sql.push(" ON CONFLICT (promotion_id, code) DO NOTHING");
-        inserted += tx.execute(sql).await?;
+    for run in codes.chunk_by(|a, b| a.max_uses == b.max_uses && a.consume_unit == b.consume_unit) {
+        let (max_uses, unit) = (run[0].max_uses, run[0].consume_unit.as_deref());
+        let names: Vec<&str> = run.iter().map(|c| c.code.as_str()).collect();
+        for chunk in names.chunks(SET_ROWS) {
+            let sql = insert_codes_sql(backend, promotion, max_uses, unit, job, now, chunk)?;
+            inserted += tx.execute(sql).await?;
+        }
     }
     Ok(inserted)
+}
+
+/// `n` codes from `draw`, in code order: a batch's index entries then go in one walk of the
+/// primary key instead of jumping around it.
+fn drawn(draw: &mut (dyn FnMut(u64) -> Vec<CodeSpec> + Send), n: u64) -> Vec<CodeSpec> {
+    let mut codes = draw(n);
+    codes.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+    codes.sort_unstable_by(|a, b| a.code.cmp(&b.code));
+    codes
 }
 
 /// The stored value of setting `key`, if any.
@@ -425,6 +485,53 @@ impl Store {
         Ok(CodesInserted { inserted, duplicates: codes.len() as u64 - inserted })
     }
 
+    /// Commits one batch of a `code_generate` job: `step.to - step.from` new codes, marked as
+    /// the fenced job's, drawn from `draw(n)` (n fresh random codes), in one transaction whose
+    /// first statement moves the job's checkpoint from `step.from` to `step.to` (see
+    /// `checkpoint`). The position therefore always equals the codes the job's committed
+    /// batches made: drawn codes the promotion already has are skipped, and the shortfall is
+    /// drawn again inside the same transaction until the batch is whole.
+    ///
+    /// `Replayed` (nothing written) when the batch committed before; `Fenced` once the job is
+    /// no longer running at the fence's attempt; `Invalid` (nothing written) when
+    /// `MAX_FRUITLESS_DRAWS` draws in a row insert nothing, because the code space is nearly
+    /// used up. The first draw is made before the transaction opens, so SQLite's write lock is
+    /// not held while codes are generated.
+    pub async fn insert_code_batch(
+        &self,
+        fence: Fence,
+        step: &Step<'_>,
+        promotion: &str,
+        draw: &mut (dyn FnMut(u64) -> Vec<CodeSpec> + Send),
+    ) -> Result<CodesInserted, StoreError> {
+        let wanted = step.to.saturating_sub(step.from);
+        let mut codes = drawn(draw, wanted);
+        let now = self.now_ms();
+        let job = fence.job_id().to_string();
+        let mut tx = self.begin().await?;
+        advance(&mut tx, fence, step, now).await?;
+        let mut done = CodesInserted::default();
+        let mut fruitless = 0;
+        loop {
+            let inserted = insert_codes_in(&mut tx, promotion, Some(&job), &codes, now).await?;
+            done.inserted += inserted;
+            done.duplicates += codes.len() as u64 - inserted;
+            if done.inserted >= wanted {
+                break;
+            }
+            fruitless = if inserted == 0 { fruitless + 1 } else { 0 };
+            if fruitless >= MAX_FRUITLESS_DRAWS {
+                return Err(StoreError::Invalid(vec![ValidationError::new(
+                    "code_length",
+                    "could not generate unique codes: too few unused codes of this length",
+                )]));
+            }
+            codes = drawn(draw, wanted - done.inserted);
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
     /// Adds codes through the API (no job owns them); codes the promotion already has are
     /// skipped and counted as duplicates.
     pub async fn add_codes(
@@ -520,6 +627,43 @@ impl Store {
         let total = count_codes_in(&mut db, promotion).await?;
         let codes = rows.into_iter().map(PromotionCode::try_from).collect::<Result<_, _>>()?;
         Ok((codes, total))
+    }
+
+    /// The page of a promotion's codes that follows `after` (the last code of the previous
+    /// page; `None`: the first page), in creation order (ties by code), at most `limit`.
+    /// Keyset paging: each page is one range read of the `(promotion, created_at, code)` index,
+    /// however deep into the codes it starts. The promotion must belong to `tenant`.
+    pub async fn list_codes_after(
+        &self,
+        tenant: &TenantId,
+        promotion: &str,
+        after: Option<&PromotionCode>,
+        limit: u64,
+    ) -> Result<Vec<PromotionCode>, StoreError> {
+        static FIRST: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {CODE_COLUMNS} FROM promotion_codes WHERE promotion_id = $1 \
+                 ORDER BY created_at, code LIMIT $2"
+            )
+        });
+        static NEXT: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {CODE_COLUMNS} FROM promotion_codes WHERE promotion_id = $1 \
+                 AND (created_at, code) > ($2, $3) ORDER BY created_at, code LIMIT $4"
+            )
+        });
+        let sql = match after {
+            None => Sql::new(FIRST.as_str()).bind(promotion).bind(int(limit)),
+            Some(last) => Sql::new(NEXT.as_str())
+                .bind(promotion)
+                .bind(last.created_at.timestamp_millis())
+                .bind(last.code.as_str())
+                .bind(int(limit)),
+        };
+        let mut db = self.read().await?;
+        own_promotion(&mut db, tenant, promotion).await?;
+        let rows: Vec<CodeRow> = db.fetch_all(sql).await?;
+        rows.into_iter().map(PromotionCode::try_from).collect()
     }
 
     /// The key download URLs are signed with: random, created by whichever node asks first,

@@ -1,8 +1,8 @@
 //! The store contract for promotions, their codes, the one-active-job-per-promotion rule and the
 //! shared signing key, run against SQLite and PostgreSQL (each test on a fresh database).
 
-use jobline_core::{kinds, FakeClock, JobState, NewJob, TenantId};
-use jobline_store::{CodeSpec, JobScope, NewPromotion, PromotionUpdate, Store, StoreError};
+use jobline_core::{kinds, Checkpoint, FakeClock, JobState, NewJob, TenantId};
+use jobline_store::{CodeSpec, JobScope, NewPromotion, PromotionUpdate, Step, Store, StoreError};
 use jobline_testkit::{on_both_engines, Engine, TestDb};
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,6 +155,94 @@ async fn job_code_writes_are_fenced_and_undone_exactly(engine: Engine) {
     assert!(matches!(stale, Err(StoreError::Fenced)), "the undo fence ends with the cancel");
 }
 
+/// A draw of fresh codes for `insert_code_batch`: `prefix-0`, `prefix-1`, … in turn.
+fn counter(prefix: &'static str) -> impl FnMut(u64) -> Vec<CodeSpec> + Send {
+    let mut next = 0u64;
+    move |n| {
+        let names: Vec<String> = (next..next + n).map(|i| format!("{prefix}-{i}")).collect();
+        next += n;
+        codes(&names.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+}
+
+/// A `code_generate` batch commits once with its checkpoint: its codes and the checkpoint move
+/// together, a replay of it is `Replayed` and writes nothing, collisions are drawn again
+/// inside the batch (so the position is the codes made), a stale attempt is fenced, and a
+/// batch that cannot find fresh codes writes nothing.
+async fn a_code_batch_commits_once_with_its_checkpoint(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let t = tenant("s1");
+    let p = store.create_promotion(new_promotion("s1", "p")).await.unwrap();
+    store.add_codes(&t, &p.id, &codes(&["c-0", "c-2"])).await.unwrap();
+    let job = store.enqueue_exclusive(generate_job("s1", &p.id)).await.unwrap();
+    let c1 = store.claim("w1", 1, LEASE, 1).await.unwrap().pop().unwrap();
+
+    let state = serde_json::json!({"generated": 5});
+    let first = Step { from: 0, to: 5, total: Some(12), state: &state };
+    let mut draw = counter("c");
+    let wrote = store.insert_code_batch(c1.fence(), &first, &p.id, &mut draw).await.unwrap();
+    assert_eq!((wrote.inserted, wrote.duplicates), (5, 2), "c-0 and c-2 were drawn again");
+    assert_eq!(store.count_codes_of_job(job.id).await.unwrap(), 5);
+    let j = store.get(&t, job.id).await.unwrap();
+    assert_eq!(j.checkpoint, Checkpoint { position: 5, state: state.clone() });
+    assert_eq!((j.progress.done, j.progress.total), (5, Some(12)));
+
+    let replay = store.insert_code_batch(c1.fence(), &first, &p.id, &mut counter("r")).await;
+    assert!(matches!(replay, Err(StoreError::Replayed { from: 0 })), "{replay:?}");
+    assert_eq!(store.count_codes(&p.id).await.unwrap(), 7, "the replay wrote no code");
+    assert_eq!(store.get(&t, job.id).await.unwrap().checkpoint.position, 5);
+
+    // Every draw collides: the batch gives up, and neither codes nor checkpoint move.
+    let more = serde_json::json!({"generated": 6});
+    let next = Step { from: 5, to: 6, total: Some(12), state: &more };
+    let mut stale_draw = |_n: u64| codes(&["c-0"]);
+    let full = store.insert_code_batch(c1.fence(), &next, &p.id, &mut stale_draw).await;
+    assert!(matches!(full, Err(StoreError::Invalid(_))), "{full:?}");
+    assert_eq!(store.count_codes(&p.id).await.unwrap(), 7);
+    assert_eq!(store.get(&t, job.id).await.unwrap().checkpoint.position, 5);
+
+    // A crash: the next attempt goes on from 5; the old one is fenced and writes nothing.
+    clock.advance(LEASE * 2);
+    store.rescue_expired().await.unwrap();
+    let c2 = store.claim("w2", 1, LEASE, 1).await.unwrap().pop().unwrap();
+    assert_eq!(c2.job().checkpoint.position, 5);
+    let stale = store.insert_code_batch(c1.fence(), &next, &p.id, &mut counter("x")).await;
+    assert!(matches!(stale, Err(StoreError::Fenced)), "{stale:?}");
+    store.insert_code_batch(c2.fence(), &next, &p.id, &mut counter("y")).await.unwrap();
+    assert_eq!(store.count_codes_of_job(job.id).await.unwrap(), 6);
+    assert_eq!(store.count_codes(&p.id).await.unwrap(), 8);
+}
+
+/// Keyset pages of a promotion's codes read every code once, in the order of `list_codes`,
+/// and only for the promotion's own store.
+async fn code_pages_after_a_code_read_every_code_once(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let t = tenant("s1");
+    let p = store.create_promotion(new_promotion("s1", "p")).await.unwrap();
+    for batch in [&["m", "a", "z"][..], &["b"], &["y", "c"]] {
+        store.add_codes(&t, &p.id, &codes(batch)).await.unwrap();
+        clock.advance(Duration::from_millis(1));
+    }
+    let (all, total) = store.list_codes(&t, &p.id, 0, 100).await.unwrap();
+    assert_eq!(total, 6);
+    let mut paged = Vec::new();
+    let mut last = None;
+    loop {
+        let page = store.list_codes_after(&t, &p.id, last.as_ref(), 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        last = page.last().cloned();
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    let names: Vec<&str> = paged.iter().map(|c| c.code.as_str()).collect();
+    assert_eq!(names, ["a", "m", "z", "b", "c", "y"], "creation order, ties by code");
+    let foreign = store.list_codes_after(&tenant("s2"), &p.id, None, 2).await;
+    assert!(matches!(foreign, Err(StoreError::NotFound)));
+}
+
 async fn codes_page_and_delete_by_hand(engine: Engine) {
     let (_db, store, clock) = setup(engine).await;
     let p = store.create_promotion(new_promotion("s1", "p")).await.unwrap();
@@ -233,6 +321,8 @@ on_both_engines!(
     concurrent_creates_for_one_promotion_have_one_winner,
     job_code_writes_are_fenced_and_undone_exactly,
     codes_page_and_delete_by_hand,
+    a_code_batch_commits_once_with_its_checkpoint,
+    code_pages_after_a_code_read_every_code_once,
     the_signing_key_is_made_once_and_shared,
     only_a_completed_export_job_has_a_file,
 );

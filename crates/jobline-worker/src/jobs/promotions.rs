@@ -3,9 +3,12 @@
 //!
 //! Both act on the promotion named by the job's `subject`; the payload is
 //! `{"name": …, "parameters": {…}}` as the client sent it. Codes are written in batches, each
-//! batch one fenced transaction, so codes become visible as they are generated and a cancelled
-//! or superseded run writes nothing more. Undoing a cancelled `code_generate` deletes exactly
-//! the codes this job wrote (they carry its id) and reports how many.
+//! batch one transaction that first moves the job's checkpoint (`jobline_store::Step`), so codes
+//! become visible as they are generated, a cancelled or superseded run writes nothing more, and
+//! a run that resumes after a crash or a release goes on from the codes already made, never
+//! making one too many. Undoing a cancelled `code_generate` deletes exactly the codes this job
+//! wrote, in every attempt (they carry its id), and reports how many. `code_export` reads the
+//! codes in keyset pages of [`EXPORT_PAGE`].
 
 use crate::{JobContext, JobError, JobHandler, ResultExt, UndoContext};
 use async_trait::async_trait;
@@ -16,14 +19,20 @@ use jobline_core::promo::{
     GenerateParams, CODE_ALPHABET, RULE_CONSUME_UNITS, STANDARD_CONSUME_UNITS,
 };
 use jobline_core::{Job, KindSpec};
-use jobline_store::{CodeSpec, JobFile, Promotion, PromotionCode, StoreError};
+use jobline_store::{CodeSpec, JobFile, Promotion, PromotionCode, Step, StoreError};
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 
-/// Codes written per fenced transaction; also how often progress, cancel and breakpoints are
-/// looked at.
-pub const BATCH: u64 = 1000;
+/// Codes a `code_generate` batch writes, in one transaction with its checkpoint move; also how
+/// often progress, cancel and breakpoints are looked at. Large enough that the per-transaction
+/// cost (the checkpoint's UPDATE, the commit's sync) is small beside the codes' own inserts,
+/// small enough that a cancel is seen within a fraction of a second and progress moves.
+pub const BATCH: u64 = 10_000;
+
+/// Codes a `code_export` reads per page (one keyset range read each).
+pub const EXPORT_PAGE: u64 = 10_000;
 
 /// Named pause point after each batch of generated codes (tests hold a job there to cancel it
 /// while it is processing).
@@ -32,10 +41,6 @@ pub const GENERATE_BATCH_BREAKPOINT: &str = "promotions/code_generate:batch";
 /// Named pause point at the start of the undo of a cancelled `code_generate` (tests hold the
 /// job there to see it `cancelling`).
 pub const GENERATE_UNDO_BREAKPOINT: &str = "promotions/code_generate:undo";
-
-/// Rounds in a row that may insert nothing (every code collided) before the job gives up:
-/// only a nearly full code space gets there.
-const MAX_FRUITLESS_ROUNDS: u32 = 20;
 
 /// The promotion a job acts on.
 async fn promotion(ctx: &JobContext) -> Result<Promotion, JobError> {
@@ -79,7 +84,20 @@ fn random_codes(params: &GenerateParams, n: u64) -> Vec<CodeSpec> {
     out
 }
 
+/// What a `code_generate` job keeps in its checkpoint: the codes its committed batches made
+/// (also the checkpoint's position), all its result needs.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Generated {
+    generated: u64,
+}
+
 /// Handler of `promotions/code_generate`.
+///
+/// Each batch of [`BATCH`] codes is one transaction that moves the job's checkpoint from the
+/// codes made so far to the codes made after it, then writes those codes (marked with the
+/// job's id); codes that collide are drawn again inside it. So the checkpoint always equals
+/// the codes the job made: an attempt after a crash or a release resumes there, a batch that
+/// committed never commits again, and the job ends with exactly `number_of_codes` codes.
 #[derive(Debug, Clone, Copy)]
 pub struct CodeGenerate;
 
@@ -93,33 +111,40 @@ impl JobHandler for CodeGenerate {
         let params = parameters(ctx.job())?;
         let promotion = promotion(&ctx).await?;
         let store = ctx.store();
-        // A retried attempt keeps what an earlier attempt of this job wrote and goes on from
-        // there, so those codes count as generated, not against the limit twice.
-        let mut generated = store.count_codes_of_job(ctx.job().id).await?;
-        let others = store.count_codes(&promotion.id).await?.saturating_sub(generated);
+        let (mut made, _): (u64, Generated) = ctx.resume()?;
         let wanted = params.number_of_codes;
+        // Codes an earlier attempt of this job made count as made, not against the limit
+        // twice. Before the first batch commits the job has none (a batch's codes commit with
+        // its checkpoint), so the second count is needed only on a resume.
+        let mine = if made == 0 { 0 } else { store.count_codes_of_job(ctx.job().id).await? };
+        let others = store.count_codes(&promotion.id).await?.saturating_sub(mine);
         if others.saturating_add(wanted) > promotion.max_codes {
             return Err(JobError::Fatal("codes limit exceeded".into()));
         }
-        let mut fruitless = 0;
-        while generated < wanted {
+        ctx.progress(made, Some(wanted)).await?;
+        let mut draw = |n: u64| random_codes(&params, n);
+        while made < wanted {
             ctx.checkpoint()?;
-            let batch = random_codes(&params, (wanted - generated).min(BATCH));
-            let wrote = store.insert_codes(ctx.fence(), &promotion.id, &batch).await?;
-            generated += wrote.inserted;
-            // Collisions (codes the promotion already has) are simply generated again.
-            fruitless = if wrote.inserted == 0 { fruitless + 1 } else { 0 };
-            if fruitless >= MAX_FRUITLESS_ROUNDS {
-                return Err(JobError::Fatal(
-                    "could not generate unique codes: too few unused codes of this length".into(),
-                ));
+            let to = made + (wanted - made).min(BATCH);
+            let state = serde_json::to_value(Generated { generated: to }).fatal()?;
+            let step = Step { from: made, to, total: Some(wanted), state: &state };
+            match store.insert_code_batch(ctx.fence(), &step, &promotion.id, &mut draw).await {
+                Ok(_) => made = to,
+                Err(StoreError::Invalid(_)) => {
+                    return Err(JobError::Fatal(
+                        "could not generate unique codes: too few unused codes of this length"
+                            .into(),
+                    ))
+                }
+                Err(e) => return Err(e.into()),
             }
-            ctx.progress(generated, Some(wanted)).await?;
             ctx.breakpoint(GENERATE_BATCH_BREAKPOINT).await;
         }
-        Ok(Some(json!({ "generated": generated, "deleted": null })))
+        Ok(Some(json!({ "generated": made, "deleted": null })))
     }
 
+    /// Deletes every code of the job, whichever attempt made it: codes carry the job's id,
+    /// not an attempt's.
     async fn undo(&self, ctx: UndoContext) -> Result<Option<Value>, JobError> {
         ctx.breakpoint(GENERATE_UNDO_BREAKPOINT).await;
         let generated = ctx.store().count_codes_of_job(ctx.job().id).await?;
@@ -162,16 +187,24 @@ impl JobHandler for CodeExport {
 
     async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {
         let promotion = promotion(&ctx).await?;
+        let store = ctx.store();
+        let total = store.count_codes(&promotion.id).await?;
+        ctx.progress(0, Some(total)).await?;
         let mut csv = String::from("code,uses,max_uses,consume_unit,created_at\n");
-        let mut offset = 0;
+        let mut exported = 0;
+        let mut last: Option<PromotionCode> = None;
         loop {
             ctx.checkpoint()?;
-            let (page, total) =
-                ctx.store().list_codes(&promotion.tenant, &promotion.id, offset, BATCH).await?;
+            let page = store
+                .list_codes_after(&promotion.tenant, &promotion.id, last.as_ref(), EXPORT_PAGE)
+                .await?;
             csv.extend(page.iter().map(csv_row));
-            offset += page.len() as u64;
-            ctx.progress(offset, Some(total)).await?;
-            if page.is_empty() || offset >= total {
+            exported += page.len() as u64;
+            let full = page.len() as u64 == EXPORT_PAGE;
+            last = page.into_iter().last();
+            // Codes may come and go meanwhile: the total grows with what is read.
+            ctx.progress(exported, Some(total.max(exported))).await?;
+            if !full {
                 break;
             }
         }
@@ -181,7 +214,7 @@ impl JobHandler for CodeExport {
             bytes: csv.into_bytes(),
         };
         ctx.put_file(&file).await?;
-        Ok(Some(json!({ "exported": offset, "file": files::PROMOTION_CODES })))
+        Ok(Some(json!({ "exported": exported, "file": files::PROMOTION_CODES })))
     }
 }
 
