@@ -151,6 +151,23 @@ async fn import_without_a_required_header_fails_at_once(engine: Engine) {
     assert!(products(&store).await.is_empty());
 }
 
+/// A NUL byte in one row: that row gets its own error with its number and the others are
+/// kept, on both engines alike (PostgreSQL failed the whole job as a database outage).
+async fn a_row_with_a_nul_byte_fails_alone(engine: Engine) {
+    let db = TestDb::new(engine).await;
+    let store = store(&db).await;
+    let mut csv = numbered_products(102);
+    let line = csv.lines().nth(51).unwrap().to_owned();
+    csv = csv.replacen(&line, &line.replacen("Product", "Prod\0uct", 1), 1);
+    let job = import(&store, &csv).await;
+    assert_eq!(job.state, JobState::Failed, "a row failed");
+    let errs = errors(&store, job.id).await;
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].row, Some(52));
+    assert!(errs[0].message.contains("NUL"), "{}", errs[0].message);
+    assert_eq!(products(&store).await.len(), 101);
+}
+
 fn numbered_products(n: usize) -> String {
     let mut csv = format!("{HEADER},shopper_attributes.note\n");
     for i in 0..n {
@@ -520,6 +537,7 @@ async fn queued_import_is_cancelled_and_never_runs_while_running_one_is_not(engi
 on_both_engines!(
     import_keeps_good_rows_lists_bad_ones_and_updates_by_id_or_external_ref,
     import_without_a_required_header_fails_at_once,
+    a_row_with_a_nul_byte_fails_alone,
     export_splits_files_of_10000_and_round_trips_through_import,
     export_round_trips_products_with_different_extras,
     export_applies_its_filter_and_refuses_a_bad_one,

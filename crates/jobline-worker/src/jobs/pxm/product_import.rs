@@ -179,6 +179,11 @@ fn read_row(columns: &[Column], rec: &csv::ByteRecord) -> Result<ProductInput, S
     for (column, cell) in columns.iter().zip(rec.iter()) {
         let cell =
             std::str::from_utf8(cell).map_err(|_| "the row is not valid UTF-8".to_owned())?;
+        // No stored text can hold U+0000 (PostgreSQL refuses it): the row fails alone, with
+        // its number, on both engines alike, instead of failing its batch as an outage.
+        if cell.contains('\0') {
+            return Err("the row contains the NUL character (U+0000)".to_owned());
+        }
         let text = || Some(cell.to_owned());
         let or_null = || if cell.is_empty() { Value::Null } else { Value::from(cell) };
         match column {
@@ -243,6 +248,9 @@ mod tests {
         let c = rows[2].as_ref().unwrap_err();
         assert_eq!(c.0, 5);
         assert!(c.1.contains("2 fields"), "{}", c.1);
+        let nul = parse(b"name,description,slug,status,commodity_type\na\0b,d,s,live,physical\n")
+            .unwrap();
+        assert_eq!(nul[0].as_ref().unwrap_err().0, 2, "the row fails alone, with its number");
     }
 
     #[test]
