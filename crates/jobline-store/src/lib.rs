@@ -49,7 +49,8 @@ pub use promotions::{
     CodeSpec, CodesInserted, NewPromotion, Promotion, PromotionCode, PromotionUpdate,
 };
 pub use zuora::{
-    Partial, RecordOp, RecordOutcome, RecordWriteError, StoredDefinition, StoredResponse,
+    Partial, RecordFilter, RecordOp, RecordOutcome, RecordTarget, RecordWriteError,
+    StoredDefinition, StoredResponse, WriteResult,
 };
 
 use db::Queries as _;

@@ -2,9 +2,8 @@
 //! 1,000 records at once (all or nothing unless `allowPartialSuccess`), list with `q`,
 //! `ids`, `pageSize` and `cursor`, and get/replace/patch/delete one record.
 //!
-//! Queries are evaluated in Rust over a scan of the object's records (ordered by id, which is
-//! also the cursor order): correct on both engines, linear in the object's size. Indexes per
-//! filterable field are future work.
+//! Lists run as SQL in the store (`Store::zuora_query_records`): `q` over the object's indexed
+//! filterable fields, `ids` and `cursor` over record ids, ordered by id (the cursor order).
 
 use super::dto;
 use super::error::{Kind, ZuoraError, DEFINITION_NOT_FOUND, RECORD_NOT_FOUND};
@@ -15,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::Json;
 use jobline_core::zuora::{codes, FieldError, ObjectSchema, Query};
-use jobline_store::{Partial, RecordOp, RecordOutcome, RecordWriteError, StoreError};
+use jobline_store::{Partial, RecordFilter, RecordOp, RecordOutcome, RecordWriteError, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -153,16 +152,11 @@ pub async fn list(
     };
     let ids: Vec<&str> =
         pairs.iter().filter(|(k, _)| k == "ids").map(|(_, v)| v.as_str()).collect();
-    let cursor = pairs.iter().find(|(k, _)| k == "cursor").map(|(_, v)| v.clone());
-    let all = app.store.zuora_records(caller.tenant(), &object).await?;
-    let records: Vec<Value> = all
-        .iter()
-        .filter(|r| cursor.as_deref().is_none_or(|c| r.id.to_string().as_str() > c))
-        .filter(|r| ids.is_empty() || ids.contains(&r.id.to_string().as_str()))
-        .filter(|r| query.as_ref().is_none_or(|q| q.matches(&r.view())))
-        .take(usize::try_from(limit).unwrap_or(MAX_RECORDS))
-        .map(dto::record)
-        .collect();
+    let cursor = pairs.iter().find(|(k, _)| k == "cursor").map(|(_, v)| v.as_str());
+    let filter =
+        RecordFilter { query: query.as_ref(), ids: &ids, after: cursor, limit: Some(limit) };
+    let found = app.store.zuora_query_records(caller.tenant(), &object, &filter).await?;
+    let records: Vec<Value> = found.iter().map(dto::record).collect();
     Ok(Json(json!({"count": records.len(), "records": records})))
 }
 

@@ -6,39 +6,49 @@
 //!
 //! - `create` / `update` read the uploaded CSV (job file `files::INPUT`): a header row of field API
 //!   names, one record per row. Each row is checked against the object's definition (types,
-//!   required, unique) and written in batches of [`BATCH`] rows, each batch one fenced
-//!   transaction with a SAVEPOINT per record: a bad row is listed in the job's errors with its
-//!   row number (row 1 is the header, so data starts at 2) and Zuora's code, and the good rows
-//!   are kept. `update` files name the record in an `Id` or `id` column (any case; the doc says
-//!   `id`, the field is `Id`, C.6); an empty cell leaves that field as it was.
+//!   required) in Rust, and the rows are written in batches of [`BATCH`], each batch set-based
+//!   in one transaction (`Store::zuora_write_step`); a batch that breaks a unique rule is written
+//!   again a row at a time, so a bad row is listed in the job's errors with its row number (row 1
+//!   is the header, so data starts at 2) and Zuora's code, and the good rows are kept. `update`
+//!   files name the record in an `Id` or `id` column (any case; the doc says `id`, the field is
+//!   `Id`, C.6); an empty cell leaves that field as it was.
 //! - `delete` needs no file. It deletes the records matching every filter condition (ANDed,
-//!   filterable fields only).
+//!   filterable fields only), found by SQL over the object's indexes, in batches of [`BATCH`].
 //!
 //! **A delete job without a `filter` deletes EVERY record of the object.** That is Zuora's
 //! behaviour and DECISIONS.md keeps it; the HTTP edge documents it too.
 //!
 //! The job ends `completed` even with row errors; `recordsProcessed` (the job's progress)
 //! counts every row handled, good or bad. It fails only when it cannot run at all: an unknown
-//! object, an unreadable file, a create file with system columns, a bad filter. Between
-//! batches the handler stops at `ctx.checkpoint()?`; Zuora jobs cancel only before they run, so
-//! that is where a shutdown hands the job back. A retried run resumes after the rows its
-//! previous attempt reported as done; the rows of a batch written just before a crash but not
-//! yet counted are written again (creates then report their unique values as duplicates).
+//! object, an unreadable file, a create file with system columns, a bad filter.
+//!
+//! Exactly once: each batch's transaction first moves the job's checkpoint from the rows done
+//! before it to the rows done after it, with the job's counts (`Counts`), then writes the
+//! records and the batch's errors. A run that stops (a crash and a rescue, a lost lease, a
+//! shutdown at `ctx.checkpoint()?` between batches) resumes from the last committed batch
+//! with its counts: create and update files skip the rows done; a delete job runs its filter
+//! again, which no longer matches what it deleted, and numbers the rest after the rows done. A
+//! batch that committed is never written again: replayed, it is refused before it writes.
+//! Zuora jobs cancel only before they run, so a stop between batches is a shutdown or a
+//! rescue, never a cancel to undo.
 
 use crate::{JobContext, JobError, JobHandler, ResultExt};
 use async_trait::async_trait;
 use jobline_core::zuora::{
-    codes, BulkOperation, Condition, FieldError, ObjectSchema, Op, SYSTEM_FIELDS,
+    codes, BulkOperation, Condition, FieldError, ObjectSchema, Op, Query, SYSTEM_FIELDS,
 };
 use jobline_core::{files, kinds};
 use jobline_core::{JobErrorEntry, KindSpec};
-use jobline_store::{RecordOp, RecordWriteError, StoreError};
+use jobline_store::{RecordOp, RecordTarget, RecordWriteError, Step, StoreError, WriteResult};
 use serde::de::Error as _;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-/// Rows per fenced write transaction.
-pub const BATCH: usize = 200;
+/// Rows per batch: one transaction, set-based.
+pub const BATCH: usize = 500;
+
+/// The pause point the handler passes after each committed batch (tests stop it there).
+pub const BATCH_BREAKPOINT: &str = "zuora/bulk:batch";
 
 /// Handler of [`kinds::zuora::BULK`].
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +90,13 @@ struct Row {
     op: Result<RecordOp, FieldError>,
 }
 
+/// What the job's result needs beyond the rows done, kept at its checkpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Counts {
+    /// Rows that failed (each has one error in the job's list).
+    failed: u64,
+}
+
 #[async_trait]
 impl JobHandler for ZuoraBulk {
     fn spec(&self) -> KindSpec {
@@ -97,7 +114,13 @@ impl JobHandler for ZuoraBulk {
             Err(e) => return Err(e.into()),
         };
         let schema = ObjectSchema::from_stored(&definition.schema).fatal()?;
-        let rows = match p.operation {
+        let by = job.created_by.clone().unwrap_or_else(|| "bulk-job".to_owned());
+        let unique: Vec<String> = schema.unique.iter().cloned().collect();
+        let target =
+            RecordTarget { tenant: &job.tenant, object: &p.object, unique: &unique, by: &by };
+        let (done, counts) = ctx.resume::<Counts>()?;
+        let mut run = Batches { ctx: &ctx, target, done, counts, total: 0 };
+        match p.operation {
             BulkOperation::Create | BulkOperation::Update => {
                 let file = match ctx.store().get_file(job.id, files::INPUT).await {
                     Ok(f) => f,
@@ -106,72 +129,104 @@ impl JobHandler for ZuoraBulk {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                parse_csv(&schema, p.operation, &file.bytes)?
+                let rows = parse_csv(&schema, p.operation, &file.bytes)?;
+                run.total = rows.len() as u64;
+                ctx.progress(run.done, Some(run.total)).await?;
+                let skip = usize::try_from(run.done).unwrap_or(usize::MAX);
+                let mut rows = rows.into_iter().skip(skip).peekable();
+                while rows.peek().is_some() {
+                    run.write(rows.by_ref().take(BATCH).collect()).await?;
+                }
             }
             BulkOperation::Delete => {
-                let conditions = conditions(&schema, p.filter.as_ref())?;
-                let records = ctx.store().zuora_records(&job.tenant, &p.object).await?;
-                records
+                let query = conditions(&schema, p.filter.as_ref())?
                     .into_iter()
-                    .filter(|r| {
-                        let view = r.view();
-                        conditions.iter().all(|c| c.matches(&view))
-                    })
-                    .enumerate()
-                    .map(|(i, r)| Row {
-                        number: i64::try_from(i).unwrap_or(i64::MAX).saturating_add(2),
-                        record: Value::Object(r.view()),
-                        op: Ok(RecordOp::Delete(r.id)),
-                    })
-                    .collect()
-            }
-        };
-        let total = rows.len() as u64;
-        let by = job.created_by.clone().unwrap_or_else(|| "bulk-job".to_owned());
-        let unique: Vec<String> = schema.unique.iter().cloned().collect();
-        // A retried run resumes after what its previous attempt reported as done.
-        let resume = usize::try_from(job.progress.done).unwrap_or(0).min(rows.len());
-        let mut done = resume as u64;
-        let mut failed = 0u64;
-        ctx.progress(done, Some(total)).await?;
-        for batch in rows[resume..].chunks(BATCH) {
-            ctx.checkpoint()?;
-            ctx.breakpoint("zuora/bulk:batch").await;
-            let (good, errors): (Vec<&Row>, Vec<&Row>) = batch.iter().partition(|r| r.op.is_ok());
-            let ops: Vec<RecordOp> = good.iter().filter_map(|r| r.op.clone().ok()).collect();
-            let outcomes = ctx
-                .store()
-                .zuora_write_records_fenced(ctx.fence(), &job.tenant, &p.object, &ops, &unique, &by)
-                .await?;
-            let mut entries: Vec<JobErrorEntry> = Vec::new();
-            for (row, outcome) in good.iter().zip(outcomes) {
-                if let Err(e) = outcome {
-                    entries.push(entry(row, &write_error(&e)));
+                    .map(Query::Cond)
+                    .reduce(|a, b| Query::And(Box::new(a), Box::new(b)));
+                // What an earlier run deleted matches no more: the rest comes after its rows.
+                let ids = ctx.store().zuora_matching_ids(&job.tenant, &p.object, query.as_ref());
+                let ids = ids.await?;
+                run.total = run.done + ids.len() as u64;
+                ctx.progress(run.done, Some(run.total)).await?;
+                for chunk in ids.chunks(BATCH) {
+                    let first = i64::try_from(run.done).unwrap_or(i64::MAX).saturating_add(2);
+                    let rows = chunk
+                        .iter()
+                        .zip(first..)
+                        .map(|(id, number)| Row {
+                            number,
+                            record: serde_json::json!({ "Id": id.to_string() }),
+                            op: Ok(RecordOp::Delete(*id)),
+                        })
+                        .collect();
+                    run.write(rows).await?;
                 }
             }
-            for row in errors {
-                if let Err(e) = &row.op {
-                    entries.push(entry(row, e));
-                }
-            }
-            entries.sort_by_key(|e| e.row);
-            failed += entries.len() as u64;
-            if !entries.is_empty() {
-                ctx.record_errors(&entries).await?;
-            }
-            done += batch.len() as u64;
-            ctx.progress(done, Some(total)).await?;
         }
-        Ok(Some(serde_json::json!({ "processed": done, "failed": failed })))
+        Ok(Some(serde_json::json!({ "processed": run.done, "failed": run.counts.failed })))
     }
 }
 
-fn entry(row: &Row, e: &FieldError) -> JobErrorEntry {
+/// A run's way through its input, a committed batch at a time.
+struct Batches<'a> {
+    ctx: &'a JobContext,
+    target: RecordTarget<'a>,
+    /// Rows done for good (the job's checkpoint position).
+    done: u64,
+    counts: Counts,
+    total: u64,
+}
+
+impl Batches<'_> {
+    /// Writes the next rows as one batch: the checkpoint moves past them, the good rows are
+    /// written and every bad row's error is listed, or nothing is.
+    async fn write(&mut self, rows: Vec<Row>) -> Result<(), JobError> {
+        self.ctx.checkpoint()?;
+        let mut invalid: Vec<JobErrorEntry> = Vec::new();
+        let mut good: Vec<(i64, Value)> = Vec::with_capacity(rows.len());
+        let mut ops: Vec<RecordOp> = Vec::with_capacity(rows.len());
+        let n = rows.len() as u64;
+        for row in rows {
+            match row.op {
+                Ok(op) => {
+                    good.push((row.number, row.record));
+                    ops.push(op);
+                }
+                Err(e) => invalid.push(entry(row.number, row.record, &e)),
+            }
+        }
+        let before = self.counts;
+        let expected = Counts { failed: before.failed + invalid.len() as u64 };
+        let state = serde_json::to_value(expected).fatal()?;
+        let step =
+            Step { from: self.done, to: self.done + n, total: Some(self.total), state: &state };
+        let mut settled = expected;
+        let finish = |results: &[WriteResult]| {
+            let mut errors = invalid;
+            for ((number, record), result) in good.iter().zip(results) {
+                if let Err(e) = result {
+                    errors.push(entry(*number, record.clone(), &write_error(e)));
+                }
+            }
+            errors.sort_by_key(|e| e.row);
+            settled.failed = before.failed + errors.len() as u64;
+            (serde_json::to_value(settled).unwrap_or_default(), errors)
+        };
+        let store = self.ctx.store();
+        store.zuora_write_step(self.ctx.fence(), &step, &self.target, &ops, finish).await?;
+        self.done = step.to;
+        self.counts = settled;
+        self.ctx.breakpoint(BATCH_BREAKPOINT).await;
+        Ok(())
+    }
+}
+
+fn entry(row: i64, record: Value, e: &FieldError) -> JobErrorEntry {
     JobErrorEntry {
-        row: Some(row.number),
+        row: Some(row),
         code: Some(e.code),
         message: e.message.clone(),
-        record: Some(row.record.clone()),
+        record: Some(record),
     }
 }
 

@@ -1,23 +1,32 @@
-//! Zuora custom objects: definitions, records with unique fields, and the stored first answers
-//! of idempotent requests (`shared/spec/vendor-apis.md` C.2, C.11, C.12).
+//! Zuora custom objects: definitions, records with unique fields, queries over their filterable
+//! fields, and the stored first answers of idempotent requests (`shared/spec/vendor-apis.md`
+//! C.2, C.5, C.11, C.12).
 //!
-//! Unique fields are enforced by the database: each unique field's value has a row in
-//! `zuora_unique_values` under a unique index, written in the record's own transaction, so two
-//! writers can never both store the same value. Record writes come in batches, one transaction
-//! per batch with a SAVEPOINT per record: a record that breaks a unique rule or names a missing
-//! record is rolled back alone and reported, the others are kept. The bulk job handler's
-//! batches are fenced (`Fence`), so a cancelled or rescued run writes nothing more.
+//! - Unique fields are enforced by the database: each unique field's value has a row in
+//!   `zuora_unique_values` under a unique index, written in the record's own transaction, so two
+//!   writers can never both store the same value.
+//! - Record writes come in batches, one transaction each, written set-based (`write.rs`); a
+//!   batch that breaks a unique rule is rolled back to its SAVEPOINT and written again a record
+//!   at a time, each in its own SAVEPOINT, so the record at fault is reported and the others are
+//!   kept. A bulk job's batch also moves the job's checkpoint first, so it commits exactly once.
+//! - Queries (`q`, delete filters) run as SQL over `zuora_field_values`, a row per filterable
+//!   value kept in the same transactions as the records (`keys.rs`, `query.rs`).
 //!
 //! This module checks no field types: callers validate records with
-//! `jobline_core::zuora::ObjectSchema` first. Records are scanned per object for queries and
-//! filtered in Rust by the caller; an index per filterable field is future work.
+//! `jobline_core::zuora::ObjectSchema` first.
+
+mod keys;
+mod query;
+mod write;
+
+pub use query::RecordFilter;
+pub use write::{RecordTarget, WriteResult};
 
 use crate::db::{Queries, Sql, Tx};
-use crate::jobs::check_fence;
 use crate::rows::parse_json;
-use crate::{Fence, Store, StoreError};
+use crate::{Store, StoreError};
 use jobline_core::clock::from_millis;
-use jobline_core::zuora::{unique_key, CustomObjectRecord};
+use jobline_core::zuora::CustomObjectRecord;
 use jobline_core::TenantId;
 use serde_json::{Map, Value};
 use std::sync::LazyLock;
@@ -101,6 +110,9 @@ pub struct StoredResponse {
     pub body: String,
 }
 
+/// The outcome of one record write: the record (`None` after a delete) or why it failed.
+pub type RecordOutcome = Result<Option<CustomObjectRecord>, RecordWriteError>;
+
 type DefinitionRow = (String, String, String, String, String, i64, i64);
 type RecordRow = (String, String, String, String, String, i64, i64);
 
@@ -142,9 +154,6 @@ fn record(row: RecordRow) -> Result<CustomObjectRecord, StoreError> {
     })
 }
 
-/// A record as written (`None` after a delete), or why it was not.
-type RawOutcome = Result<Option<RecordRow>, RecordWriteError>;
-
 /// `<head> WHERE` one record of `object` of `tenant`: how every statement on a single record
 /// finds it, so a record of another tenant or object is never touched.
 fn one_record<'a>(head: &str, id: Uuid, tenant: &'a TenantId, object: &'a str) -> Sql<'a> {
@@ -154,155 +163,79 @@ fn one_record<'a>(head: &str, id: Uuid, tenant: &'a TenantId, object: &'a str) -
         .bind(object)
 }
 
-/// What every record of one batch shares: where it is written, its unique fields, and who
-/// writes it when.
-struct Batch<'a> {
-    tenant: &'a TenantId,
-    object: &'a str,
-    unique: &'a [String],
-    by: &'a str,
-    now: i64,
+/// The custom filterable fields of `object` (none without a definition), once its key rows are
+/// complete: a definition made before `zuora_field_values` existed has them built here, from
+/// its records, in the caller's transaction (migration 0008).
+async fn filterable_fields(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    object: &str,
+) -> Result<Vec<String>, StoreError> {
+    let row: Option<(String, i64)> = tx
+        .fetch_optional(
+            Sql::new(
+                "SELECT schema, indexed FROM zuora_definitions WHERE tenant_id = $1 AND object = $2",
+            )
+            .bind(tenant.as_str())
+            .bind(object),
+        )
+        .await?;
+    let Some((schema, indexed)) = row else { return Ok(Vec::new()) };
+    let filterable = keys::filterable_of(&parse_json(&schema)?);
+    if indexed == 0 {
+        build_keys(tx, tenant, object, &filterable).await?;
+    }
+    Ok(filterable)
 }
 
-impl Batch<'_> {
-    /// Applies `ops` inside the open transaction, each in its own SAVEPOINT, so a record that
-    /// fails is rolled back alone. A database failure that is not a record's own (a unique
-    /// value taken, a missing record) is returned, and the caller's transaction rolls back.
-    async fn apply(&self, tx: &mut Tx, ops: &[RecordOp]) -> Result<Vec<RawOutcome>, StoreError> {
-        let mut outcomes = Vec::with_capacity(ops.len());
-        for op in ops {
-            tx.execute(Sql::new("SAVEPOINT zuora_record")).await?;
-            let outcome = self.apply_one(tx, op).await?;
-            if outcome.is_err() {
-                tx.execute(Sql::new("ROLLBACK TO SAVEPOINT zuora_record")).await?;
-            }
-            tx.execute(Sql::new("RELEASE SAVEPOINT zuora_record")).await?;
-            outcomes.push(outcome);
-        }
-        Ok(outcomes)
-    }
-
-    /// One record write, inside its SAVEPOINT.
-    async fn apply_one(&self, tx: &mut Tx, op: &RecordOp) -> Result<RawOutcome, StoreError> {
-        static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "INSERT INTO zuora_records (id, tenant_id, object, fields, created_by, \
-                 updated_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5, $6, $6) \
-                 RETURNING {RECORD_COLUMNS}"
-            )
-        });
-        static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "UPDATE zuora_records SET fields = $1, updated_by = $2, updated_at = $3 \
-                 WHERE id = $4 RETURNING {RECORD_COLUMNS}"
-            )
-        });
-        let (id, fields, fresh) = match op {
-            RecordOp::Delete(id) => {
-                let gone = tx
-                    .execute(one_record("DELETE FROM zuora_records", *id, self.tenant, self.object))
-                    .await?;
-                return Ok(if gone == 0 { Err(RecordWriteError::NotFound(*id)) } else { Ok(None) });
-            }
-            RecordOp::Create(fields) => (Uuid::new_v4(), fields.clone(), true),
-            RecordOp::Update { id, fields } | RecordOp::Replace { id, fields } => {
-                let old: Option<(String,)> = tx
-                    .fetch_optional(one_record(
-                        "SELECT fields FROM zuora_records",
-                        *id,
-                        self.tenant,
-                        self.object,
-                    ))
-                    .await?;
-                let Some((old,)) = old else {
-                    return Ok(Err(RecordWriteError::NotFound(*id)));
-                };
-                let mut merged = match (op, parse_json(&old)?) {
-                    (RecordOp::Update { .. }, Value::Object(m)) => m,
-                    _ => Map::new(),
-                };
-                for (k, v) in fields {
-                    if v.is_null() {
-                        merged.remove(k);
-                    } else {
-                        merged.insert(k.clone(), v.clone());
-                    }
-                }
-                (*id, merged, false)
-            }
-        };
-        let text = Value::Object(fields.clone()).to_string();
-        let row: RecordRow = if fresh {
-            tx.fetch_one(
-                Sql::new(INSERT_SQL.as_str())
-                    .bind(id.to_string())
-                    .bind(self.tenant.as_str())
-                    .bind(self.object)
-                    .bind(text)
-                    .bind(self.by)
-                    .bind(self.now),
-            )
-            .await?
-        } else {
-            // The record's unique values are written again below, from its new fields.
-            tx.execute(
-                Sql::new("DELETE FROM zuora_unique_values WHERE record_id = $1")
-                    .bind(id.to_string()),
+/// Writes the key rows of every record of `object` (a page at a time) and marks it indexed.
+async fn build_keys(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    object: &str,
+    filterable: &[String],
+) -> Result<(), StoreError> {
+    const PAGE: i64 = 10_000;
+    let place = (tenant.as_str(), object);
+    tx.execute(
+        Sql::new("DELETE FROM zuora_field_values WHERE tenant_id = $1 AND object = $2")
+            .bind(tenant.as_str())
+            .bind(object),
+    )
+    .await?;
+    let mut after = String::new();
+    loop {
+        let page: Vec<(String, String)> = tx
+            .fetch_all(
+                Sql::new(
+                    "SELECT id, fields FROM zuora_records WHERE tenant_id = $1 AND object = $2 \
+                     AND id > $3 ORDER BY id LIMIT $4",
+                )
+                .bind(tenant.as_str())
+                .bind(object)
+                .bind(after.as_str())
+                .bind(PAGE),
             )
             .await?;
-            tx.fetch_one(
-                Sql::new(UPDATE_SQL.as_str())
-                    .bind(text)
-                    .bind(self.by)
-                    .bind(self.now)
-                    .bind(id.to_string()),
-            )
-            .await?
-        };
-        for field in self.unique {
-            let Some(value) = fields.get(field.as_str()).filter(|v| !v.is_null()) else {
-                continue;
-            };
-            let key = unique_key(value);
-            let inserted = tx
-                .execute(
-                    Sql::new(
-                        "INSERT INTO zuora_unique_values (tenant_id, object, field, value, \
-                         record_id) VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(self.tenant.as_str())
-                    .bind(self.object)
-                    .bind(field.as_str())
-                    .bind(key.as_str())
-                    .bind(id.to_string()),
-                )
-                .await;
-            match inserted {
-                Ok(_) => {}
-                Err(StoreError::Duplicate { .. }) => {
-                    return Ok(Err(RecordWriteError::Duplicate {
-                        field: field.clone(),
-                        value: key,
-                    }))
-                }
-                Err(other) => return Err(other),
+        let mut rows = Vec::new();
+        for (id, fields) in &page {
+            if let Value::Object(fields) = parse_json(fields)? {
+                rows.extend(keys::rows_of(filterable, id, &fields));
             }
         }
-        Ok(Ok(Some(row)))
+        keys::insert_rows(tx, place, &rows).await?;
+        match page.last() {
+            Some((id, _)) if page.len() as i64 == PAGE => after.clone_from(id),
+            _ => break,
+        }
     }
-}
-
-/// The outcome of one record write: the record (`None` after a delete) or why it failed.
-pub type RecordOutcome = Result<Option<CustomObjectRecord>, RecordWriteError>;
-
-fn outcomes(raw: Vec<RawOutcome>) -> Result<Vec<RecordOutcome>, StoreError> {
-    raw.into_iter()
-        .map(|o| match o {
-            Ok(Some(row)) => Ok(Ok(Some(record(row)?))),
-            Ok(None) => Ok(Ok(None)),
-            Err(e) => Ok(Err(e)),
-        })
-        .collect()
+    tx.execute(
+        Sql::new("UPDATE zuora_definitions SET indexed = 1 WHERE tenant_id = $1 AND object = $2")
+            .bind(tenant.as_str())
+            .bind(object),
+    )
+    .await?;
+    Ok(())
 }
 
 impl Store {
@@ -405,49 +338,6 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         tx.commit().await
-    }
-
-    /// Writes a batch of records of `object` in one transaction, one SAVEPOINT per record.
-    /// `unique` names the object's unique fields. With [`Partial::AllOrNothing`] nothing is
-    /// kept if any record fails (the outcomes still say which).
-    pub async fn zuora_write_records(
-        &self,
-        tenant: &TenantId,
-        object: &str,
-        ops: &[RecordOp],
-        unique: &[String],
-        by: &str,
-        partial: Partial,
-    ) -> Result<Vec<RecordOutcome>, StoreError> {
-        let batch = Batch { tenant, object, unique, by, now: self.now_ms() };
-        let mut tx = self.begin().await?;
-        let raw = batch.apply(&mut tx, ops).await?;
-        if partial == Partial::AllOrNothing && raw.iter().any(Result::is_err) {
-            // Returning drops the transaction, which rolls every record of the batch back: the
-            // good records were not written after all.
-            return Ok(raw.into_iter().map(|o| o.map(|_| None)).collect());
-        }
-        tx.commit().await?;
-        outcomes(raw)
-    }
-
-    /// The bulk job handler's batch: as [`zuora_write_records`](Self::zuora_write_records)
-    /// with [`Partial::Allow`], in a transaction that first checks the job's `fence`.
-    pub async fn zuora_write_records_fenced(
-        &self,
-        fence: Fence,
-        tenant: &TenantId,
-        object: &str,
-        ops: &[RecordOp],
-        unique: &[String],
-        by: &str,
-    ) -> Result<Vec<RecordOutcome>, StoreError> {
-        let batch = Batch { tenant, object, unique, by, now: self.now_ms() };
-        let mut tx = self.begin().await?;
-        check_fence(&mut tx, fence, batch.now).await?;
-        let raw = batch.apply(&mut tx, ops).await?;
-        tx.commit().await?;
-        outcomes(raw)
     }
 
     /// One record of `object`.

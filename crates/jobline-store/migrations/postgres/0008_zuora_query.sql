@@ -1,0 +1,34 @@
+-- Zuora `q` queries and delete-job filters run as SQL (shared/spec/vendor-apis.md C.5, C.12).
+--
+-- One row per (record, filterable custom field with a value): `key` is the value in an encoding
+-- whose byte order is the order `jobline_core::zuora::Condition::matches` compares by, with a
+-- one-letter family first (n: a number, m: a string read as a number, s: a string, t: a
+-- boolean, x: anything else), so a condition is one range of one index per family. Rows are
+-- written in the same statements' transaction as the record they describe and removed by key
+-- when it changes or goes (crates/jobline-store/src/zuora/keys.rs). `key` compares bytes
+-- (COLLATE "C"), as Rust compares strings; the primary key covers the queries.
+CREATE TABLE zuora_field_values (
+    tenant_id  TEXT NOT NULL,
+    object     TEXT NOT NULL,
+    field      TEXT NOT NULL,
+    key        TEXT COLLATE "C" NOT NULL,
+    record_id  TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, object, field, key, record_id)
+);
+
+-- Record lists page by the id's bytes (a cursor is the last id of a page): the index that
+-- serves them compares the same way, whatever the database's collation.
+DROP INDEX zuora_records_object;
+CREATE INDEX zuora_records_object ON zuora_records (tenant_id, object, id COLLATE "C");
+
+-- The system fields are filterable too; they are columns of the record.
+CREATE INDEX zuora_records_created_at ON zuora_records (tenant_id, object, created_at);
+CREATE INDEX zuora_records_updated_at ON zuora_records (tenant_id, object, updated_at);
+CREATE INDEX zuora_records_created_by ON zuora_records (tenant_id, object, created_by COLLATE "C");
+CREATE INDEX zuora_records_updated_by ON zuora_records (tenant_id, object, updated_by COLLATE "C");
+
+-- Records of objects defined before this migration have no rows above yet: `indexed` = 0 tells
+-- the store to build them (once, in one transaction) before it next reads or writes the object.
+-- Definitions created from now on start with it set.
+ALTER TABLE zuora_definitions ADD COLUMN indexed BIGINT NOT NULL DEFAULT 1;
+UPDATE zuora_definitions SET indexed = 0;
