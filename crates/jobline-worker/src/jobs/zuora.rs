@@ -351,7 +351,16 @@ fn parse_csv(
                 }]),
             }
         };
-        rows.push(Row { number, record: Value::Object(raw), op: op.map_err(|mut e| e.remove(0)) });
+        let mut op = op.map_err(|mut e| e.remove(0));
+        // No stored text can hold U+0000 (PostgreSQL refuses it): the row fails alone, with
+        // its number, on both engines alike, instead of failing its batch as an outage.
+        if record.iter().any(|cell| cell.contains('\0')) {
+            op = Err(FieldError {
+                code: codes::INVALID_VALUE,
+                message: "the row contains the NUL character (U+0000)".into(),
+            });
+        }
+        rows.push(Row { number, record: Value::Object(raw), op });
     }
     Ok(rows)
 }
@@ -382,6 +391,16 @@ mod tests {
         let e = rows[2].op.as_ref().unwrap_err();
         assert_eq!(e.message, "Field [year__c] is an integer field but received a string value.");
         assert_eq!(rows[2].record["vin__c"], "V,3");
+    }
+
+    #[test]
+    fn a_row_holding_nul_fails_alone_with_its_number() {
+        let csv = b"vin__c,year__c\nA\0B,2001\nC,2002\n";
+        let rows = parse_csv(&schema(), BulkOperation::Create, csv).unwrap();
+        let bad = rows[0].op.as_ref().unwrap_err();
+        assert_eq!((rows[0].number, bad.code), (2, codes::INVALID_VALUE));
+        assert!(bad.message.contains("NUL"), "{}", bad.message);
+        assert!(rows[1].op.is_ok());
     }
 
     #[test]
