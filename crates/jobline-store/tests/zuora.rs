@@ -8,8 +8,8 @@ use jobline_core::zuora::{timestamp, Condition, CustomObjectRecord, ObjectSchema
 use jobline_core::FakeClock;
 use jobline_core::{kinds, CancelPolicy, Checkpoint, JobErrorEntry, KindSpec, NewJob, TenantId};
 use jobline_store::{
-    Partial, RecordFilter, RecordOp, RecordTarget, RecordWriteError, Step, Store, StoreError,
-    StoredResponse, WriteResult,
+    KeyClaim, Partial, RecordFilter, RecordOp, RecordTarget, RecordWriteError, Step, Store,
+    StoreError, StoredResponse, WriteResult,
 };
 use jobline_testkit::{on_both_engines, Engine, TestDb};
 use serde_json::{json, Map, Value};
@@ -199,16 +199,26 @@ async fn racing_creates_for_the_last_place_have_one_winner(engine: Engine) {
     }
 }
 
+/// A key is reserved before its request runs: a second claim while it runs is `InProgress`,
+/// another request's is `Mismatch`; the stored answer is replayed, per tenant; a "try later"
+/// settle frees the key for the retry.
 async fn idempotent_answers_are_stored_once_per_tenant_and_key(engine: Engine) {
     let (_db, store) = setup(engine).await;
     let t = tenant("t1");
-    assert_eq!(store.zuora_idempotent_response(&t, "k").await.unwrap(), None);
+    assert_eq!(store.zuora_claim_key(&t, "k", "f1").await.unwrap(), KeyClaim::Reserved);
+    assert_eq!(store.zuora_claim_key(&t, "k", "f1").await.unwrap(), KeyClaim::InProgress);
+    assert_eq!(store.zuora_claim_key(&t, "k", "f2").await.unwrap(), KeyClaim::Mismatch);
+    store.zuora_settle_key(&t, "k", "f1", Some((200, "{}"))).await.unwrap();
     let first = StoredResponse { fingerprint: "f1".into(), status: 200, body: "{}".into() };
-    store.zuora_remember_response(&t, "k", &first).await.unwrap();
-    let second = StoredResponse { fingerprint: "f2".into(), status: 400, body: "x".into() };
-    store.zuora_remember_response(&t, "k", &second).await.unwrap();
-    assert_eq!(store.zuora_idempotent_response(&t, "k").await.unwrap(), Some(first));
-    assert_eq!(store.zuora_idempotent_response(&tenant("t2"), "k").await.unwrap(), None);
+    assert_eq!(store.zuora_claim_key(&t, "k", "f1").await.unwrap(), KeyClaim::Replay(first));
+    // A settle of someone else's request changes nothing.
+    store.zuora_settle_key(&t, "k", "f2", Some((400, "x"))).await.unwrap();
+    assert_eq!(store.zuora_claim_key(&t, "k", "f2").await.unwrap(), KeyClaim::Mismatch);
+    // Another tenant's key of the same name is its own; a try-later answer frees it.
+    let t2 = tenant("t2");
+    assert_eq!(store.zuora_claim_key(&t2, "k", "f3").await.unwrap(), KeyClaim::Reserved);
+    store.zuora_settle_key(&t2, "k", "f3", None).await.unwrap();
+    assert_eq!(store.zuora_claim_key(&t2, "k", "f3").await.unwrap(), KeyClaim::Reserved);
 }
 
 /// A vehicle definition whose VIN is unique and filterable.
