@@ -1405,6 +1405,139 @@ async fn price_batch_stops_at_the_first_refused_object_and_commits_once(engine: 
     assert_eq!(store.list_pricebooks(&t, 0, 10).await.unwrap().total, 1);
 }
 
+/// What a price scenario left: how far it wrote, why it stopped, the counts, and the prices.
+type PriceEnding = (usize, Option<String>, PriceCounts, Vec<String>);
+
+/// A batch of prices gives exactly what the same objects give one batch each (where no two can
+/// meet): set-based creates and updates by SKU, external ref and id, a stop at an unknown book
+/// or price id, and the cases only the object path resolves (a price written twice, swapped
+/// SKUs).
+async fn price_batch_matches_object_by_object(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    type Scenario = fn(jobline_core::PriceId) -> Vec<PriceObject>;
+    let scenarios: [(&str, Scenario); 6] = [
+        ("set-based, stops at an unknown book", |_| {
+            let b = || PriceBookRef::ExternalRef("b".into());
+            vec![
+                PriceObject::Price(b(), price_input("N1", Some("n1"), 1)),
+                PriceObject::Price(b(), price_input("S2", None, 2)),
+                PriceObject::Price(b(), price_input("S1x", Some("e1"), 3)),
+                PriceObject::Price(b(), price_input("N2", None, 5)),
+                PriceObject::Price(
+                    PriceBookRef::ExternalRef("nope".into()),
+                    price_input("X", None, 6),
+                ),
+                PriceObject::Price(b(), price_input("N3", None, 7)),
+            ]
+        }),
+        ("by id", |p1| {
+            let b = || PriceBookRef::ExternalRef("b".into());
+            vec![
+                PriceObject::Price(b(), PriceInput { id: Some(p1), ..price_input("S1y", None, 4) }),
+                PriceObject::Price(b(), price_input("N2", None, 5)),
+            ]
+        }),
+        ("unknown price id", |_| {
+            let b = || PriceBookRef::ExternalRef("b".into());
+            vec![
+                PriceObject::Price(b(), price_input("N1", None, 1)),
+                PriceObject::Price(
+                    b(),
+                    PriceInput {
+                        id: Some(
+                            jobline_core::PriceId::parse("01900000-0000-7000-8000-000000000000")
+                                .unwrap(),
+                        ),
+                        ..price_input("N2", None, 2)
+                    },
+                ),
+                PriceObject::Price(b(), price_input("N3", None, 3)),
+            ]
+        }),
+        ("written twice", |_| {
+            let b = || PriceBookRef::ExternalRef("b".into());
+            vec![
+                PriceObject::Price(b(), price_input("N1", None, 1)),
+                PriceObject::Price(b(), price_input("N1", Some("r"), 2)),
+                PriceObject::Price(b(), price_input("S2", None, 3)),
+                PriceObject::Price(b(), price_input("S2", None, 4)),
+            ]
+        }),
+        ("swap", |_| {
+            let b = || PriceBookRef::ExternalRef("b".into());
+            vec![
+                PriceObject::Price(b(), price_input("S2", Some("e1"), 1)),
+                PriceObject::Price(b(), price_input("S1", Some("e2"), 2)),
+            ]
+        }),
+        ("an external ref taken", |_| {
+            let b = || PriceBookRef::ExternalRef("b".into());
+            vec![
+                PriceObject::Price(b(), price_input("N1", None, 1)),
+                PriceObject::Price(b(), price_input("S2", Some("e1"), 2)),
+                PriceObject::Price(b(), price_input("N3", None, 3)),
+            ]
+        }),
+    ];
+    for (i, (name, objects_of)) in scenarios.into_iter().enumerate() {
+        let mut endings = Vec::new();
+        for one_by_one in [false, true] {
+            let t = tenant(&format!("p{i}-{one_by_one}"));
+            let job = running_job(&store, &t).await;
+            let book = PriceBookInput {
+                name: "B".into(),
+                external_ref: Some("b".into()),
+                ..PriceBookInput::default()
+            };
+            let book = store.upsert_pricebook(job.fence(), &t, &book).await.unwrap().id();
+            let by_id = PriceBookRef::Id(book);
+            let p1 = store
+                .upsert_price(job.fence(), &t, &by_id, &price_input("S1", Some("e1"), 10))
+                .await
+                .unwrap()
+                .id();
+            store
+                .upsert_price(job.fence(), &t, &by_id, &price_input("S2", Some("e2"), 20))
+                .await
+                .unwrap();
+            let objects = objects_of(p1);
+            let mut counts = PriceCounts::default();
+            let (mut written, mut failed) = (0, None);
+            let chunks: Vec<&[PriceObject]> =
+                if one_by_one { objects.chunks(1).collect() } else { vec![&objects[..]] };
+            for chunk in chunks {
+                let from = written as u64;
+                let batch = PriceBatch {
+                    from,
+                    to: from + chunk.len() as u64,
+                    total: None,
+                    counts,
+                    objects: chunk,
+                };
+                let done = store.import_prices(job.fence(), &t, &batch).await.unwrap();
+                counts = done.counts;
+                written += done.written;
+                if let Some((at, e)) = done.failed {
+                    failed = Some(format!("{} at {}", e, from as usize + at));
+                    break;
+                }
+            }
+            let mut prices: Vec<String> = store
+                .list_prices(&t, book, 0, 100)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|p| format!("{} {:?} {}", p.sku, p.external_ref, p.currencies))
+                .collect();
+            prices.sort();
+            endings.push((written, failed, counts, prices));
+        }
+        let ending: &PriceEnding = &endings[0];
+        assert_eq!(ending, &endings[1], "scenario {name}");
+    }
+}
+
 on_both_engines!(
     products_are_created_read_listed_updated_and_deleted,
     invalid_inputs_are_refused_before_anything_is_written,
@@ -1427,4 +1560,5 @@ on_both_engines!(
     import_batch_commits_once_and_a_replay_writes_nothing,
     import_batch_with_a_bad_row_reports_it_and_commits_the_rest,
     price_batch_stops_at_the_first_refused_object_and_commits_once,
+    price_batch_matches_object_by_object,
 );

@@ -4,20 +4,20 @@
 
 use super::{
     check, close_batch, corrupt, delete, edit, find_for_update, finish, get, get_for_update,
-    invalid, must_exist, open_batch, page, page_of_tenant, replace, CatalogPage, Edit, Owned,
-    Table, Upserted,
+    invalid, must_exist, open_batch, page, page_of_tenant, records, replace, CatalogPage, Edit,
+    Owned, Table, Upserted,
 };
 use crate::db::{Queries, Sql, Tx};
 use crate::jobs::check_fence;
 use crate::rows::parse_json;
-use crate::{Fence, Store, StoreError};
+use crate::{Backend, Fence, Store, StoreError};
 use jobline_core::catalog::{
     merge_json, merge_text, Price, PriceBook, PriceBookId, PriceBookInput, PriceId, PriceInput,
 };
 use jobline_core::clock::from_millis;
 use jobline_core::TenantId;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// How a price import names the book of a price (A.12).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -531,7 +531,9 @@ impl Store {
     }
 
     /// Commits one batch of a price import exactly once: the objects in order, each as
-    /// [`Store::upsert_pricebook`] or [`Store::upsert_price`] would write it, in one transaction
+    /// [`Store::upsert_pricebook`] or [`Store::upsert_price`] would write it (a batch of prices
+    /// set-based, like a product batch, falling back to one object at a time where objects
+    /// could interfere or the database refuses the set), in one transaction
     /// that first moves the job's checkpoint from `batch.from` and ends by storing the counts
     /// after the batch there. The import stops at the first object the database refuses
     /// (vendor-apis.md A.12): the objects before it commit (the checkpoint then stands at that
@@ -554,10 +556,35 @@ impl Store {
             let to = batch.from + written as u64;
             open_batch(&mut tx, fence, (batch.from, to), batch.total, &batch.counts.state(), now)
                 .await?;
+            let objects = &batch.objects[..written];
+            if let Some(plan) = plan_prices(&mut tx, tenant, objects, batch.counts).await? {
+                if plan.upto == 0 {
+                    // Refused at the first object: nothing to write, the checkpoint stays.
+                    return Ok(plan.outcome(failed));
+                }
+                tx.execute(Sql::new("SAVEPOINT price_batch")).await?;
+                match write_prices(&mut tx, tenant, &plan, now).await {
+                    Ok(()) => {
+                        tx.execute(Sql::new("RELEASE SAVEPOINT price_batch")).await?;
+                        let at = batch.from + plan.upto as u64;
+                        let state = plan.counts.state();
+                        close_batch(&mut tx, fence, (to, at), batch.total, &state, now).await?;
+                        tx.commit().await?;
+                        return Ok(plan.outcome(failed));
+                    }
+                    // A unique value held by a price the batch did not read: object by object
+                    // finds which object that stops at.
+                    Err(StoreError::Duplicate { .. }) => {
+                        tx.execute(Sql::new("ROLLBACK TO SAVEPOINT price_batch")).await?;
+                        tx.execute(Sql::new("RELEASE SAVEPOINT price_batch")).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             let mut counts = batch.counts;
             let mut books = HashMap::new();
             let mut refusal = None;
-            for (i, object) in batch.objects[..written].iter().enumerate() {
+            for (i, object) in objects.iter().enumerate() {
                 match write_object(&mut tx, tenant, object, &mut books, now).await {
                     Ok(updated) => counts.add(object, updated),
                     Err(e) if refused(&e) => {
@@ -675,6 +702,7 @@ async fn write_object(
             matches!(upsert_book(tx, tenant, input, now).await?, Upserted::Updated(_))
         }
         PriceObject::Price(book, input) => {
+            check(input.validate())?;
             let id = match books.get(book) {
                 Some(id) => *id,
                 None => {
@@ -686,4 +714,379 @@ async fn write_object(
             matches!(upsert_price_in(tx, tenant, id, input, now).await?, Upserted::Updated(_))
         }
     })
+}
+
+/// The columns a price write sets, as stored.
+#[derive(Debug)]
+struct PriceValues {
+    sku: String,
+    external_ref: Option<String>,
+    currencies: String,
+    sales: Option<String>,
+    admin_attributes: Option<String>,
+    shopper_attributes: Option<String>,
+}
+
+/// What `input` writes over `current` (`None`: a new price), under the module's update rule:
+/// what [`insert_price`] and `PriceRow::write` bind.
+fn price_values(input: &PriceInput, current: Option<&Price>) -> PriceValues {
+    PriceValues {
+        sku: input.sku.clone(),
+        external_ref: merge_text(
+            &input.external_ref,
+            current.and_then(|c| c.external_ref.as_ref()),
+        ),
+        currencies: input.currencies.to_string(),
+        sales: json_field(&input.sales, current.and_then(|c| c.sales.as_ref())),
+        admin_attributes: json_field(
+            &input.admin_attributes,
+            current.and_then(|c| c.admin_attributes.as_ref()),
+        ),
+        shopper_attributes: json_field(
+            &input.shopper_attributes,
+            current.and_then(|c| c.shopper_attributes.as_ref()),
+        ),
+    }
+}
+
+/// How a batch of prices is written set-based, and where it stops.
+#[derive(Debug)]
+struct PricePlan {
+    /// New prices, in object order.
+    creates: Vec<(PriceId, PriceBookId, PriceValues)>,
+    /// Updated prices, each once.
+    updates: Vec<(PriceId, PriceValues)>,
+    /// The counts after the objects written.
+    counts: PriceCounts,
+    /// How many objects are written: all, or those before `failed`.
+    upto: usize,
+    /// The first object refused (`NotFound`, `Invalid`), if any.
+    failed: Option<(usize, StoreError)>,
+}
+
+impl PricePlan {
+    /// The batch's outcome; `earlier` is the refusal an earlier round of the batch found (the
+    /// round that writes the objects before it finds none of its own).
+    fn outcome(self, earlier: Option<(usize, StoreError)>) -> PriceBatchOutcome {
+        PriceBatchOutcome {
+            counts: self.counts,
+            written: self.upto,
+            failed: self.failed.or(earlier),
+        }
+    }
+}
+
+/// Plans a batch of prices in object order, the way [`write_object`] would write them one at a
+/// time: books resolved once each, the prices the objects name read with one query, matches
+/// and values resolved in Rust, and the batch cut at the first object refused. `None` when the
+/// batch writes a price book (they are few, and come first: object by object), or when its
+/// objects interfere (a price written twice, a unique value another price read holds at that
+/// point): only the object path reproduces those exactly. Values held by prices not read do not
+/// change during the batch; the database refuses the set exactly when an object would trip on
+/// one.
+async fn plan_prices(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    objects: &[PriceObject],
+    mut counts: PriceCounts,
+) -> Result<Option<PricePlan>, StoreError> {
+    let mut failed = None;
+    let mut books: HashMap<&PriceBookRef, Option<PriceBookId>> = HashMap::new();
+    let mut prices: Vec<(PriceBookId, &PriceInput)> = Vec::with_capacity(objects.len());
+    for (i, object) in objects.iter().enumerate() {
+        let PriceObject::Price(book, input) = object else { return Ok(None) };
+        let errors = input.validate();
+        if !errors.is_empty() {
+            failed = Some((i, StoreError::Invalid(errors)));
+            break;
+        }
+        let found = match books.get(book) {
+            Some(found) => *found,
+            None => {
+                let found = match find_book(tx, tenant, book).await {
+                    Ok(id) => Some(id),
+                    Err(StoreError::NotFound) => None,
+                    Err(e) => return Err(e),
+                };
+                books.insert(book, found);
+                found
+            }
+        };
+        let Some(book) = found else {
+            failed = Some((i, StoreError::NotFound));
+            break;
+        };
+        prices.push((book, input));
+    }
+    // Each price read, whether an object of the batch writes it, and who holds each key now.
+    let stored = named_prices(tx, &prices).await?;
+    let mut written: Vec<bool> = vec![false; stored.len()];
+    let mut by_id: HashMap<(PriceBookId, PriceId), usize> = HashMap::new();
+    let mut skus: HashMap<(PriceBookId, String), usize> = HashMap::new();
+    let mut refs: HashMap<(PriceBookId, String), usize> = HashMap::new();
+    for (k, p) in stored.iter().enumerate() {
+        by_id.insert((p.pricebook_id, p.id), k);
+        skus.insert((p.pricebook_id, p.sku.clone()), k);
+        if let Some(r) = &p.external_ref {
+            refs.insert((p.pricebook_id, r.clone()), k);
+        }
+    }
+    let mut plan = PricePlan {
+        creates: Vec::new(),
+        updates: Vec::new(),
+        counts: PriceCounts::default(),
+        upto: 0,
+        failed: None,
+    };
+    for (i, (book, input)) in prices.iter().enumerate() {
+        let book = *book;
+        let by_sku = |skus: &HashMap<(PriceBookId, String), usize>| {
+            skus.get(&(book, input.sku.clone())).copied()
+        };
+        let target = match (input.id, input.external_key()) {
+            (Some(id), _) => match by_id.get(&(book, id)) {
+                Some(&k) => Some(k),
+                None => {
+                    failed = Some((i, StoreError::NotFound));
+                    break;
+                }
+            },
+            (None, Some(ext)) => {
+                refs.get(&(book, ext.to_owned())).copied().or_else(|| by_sku(&skus))
+            }
+            (None, None) => by_sku(&skus),
+        };
+        // Past the stored prices, an index stands for a price this batch creates.
+        if target.is_some_and(|k| k >= stored.len() || written[k]) {
+            return Ok(None);
+        }
+        let current = target.map(|k| &stored[k]);
+        let values = price_values(input, current);
+        let sku_key = (book, values.sku.clone());
+        let ref_key = values.external_ref.clone().map(|r| (book, r));
+        let held_by_other = |map: &HashMap<(PriceBookId, String), usize>, key| {
+            map.get(key).is_some_and(|&h| Some(h) != target)
+        };
+        if held_by_other(&skus, &sku_key)
+            || ref_key.as_ref().is_some_and(|k| held_by_other(&refs, k))
+        {
+            return Ok(None);
+        }
+        let k = match (target, current) {
+            (Some(k), Some(c)) => {
+                // The price gives up its keys (the new ones are taken below).
+                skus.remove(&(book, c.sku.clone()));
+                if let Some(r) = &c.external_ref {
+                    refs.remove(&(book, r.clone()));
+                }
+                written[k] = true;
+                counts.prices_updated += 1;
+                plan.updates.push((c.id, values));
+                k
+            }
+            _ => {
+                counts.prices_created += 1;
+                plan.creates.push((PriceId::new(), book, values));
+                stored.len() + plan.creates.len() - 1
+            }
+        };
+        skus.insert(sku_key, k);
+        if let Some(key) = ref_key {
+            refs.insert(key, k);
+        }
+    }
+    plan.counts = counts;
+    plan.upto = failed.as_ref().map_or(objects.len(), |(i, _)| *i);
+    plan.failed = failed;
+    Ok(Some(plan))
+}
+
+/// The prices that a batch's objects name in their books, by id, external ref or SKU (every
+/// key an object gives: a value one object wants that another price holds is then seen in
+/// Rust), read with one query, locked on PostgreSQL like the object path does, each once.
+async fn named_prices(
+    tx: &mut Tx,
+    prices: &[(PriceBookId, &PriceInput)],
+) -> Result<Vec<Price>, StoreError> {
+    // (book, key) pairs per key column.
+    let mut keys: [BTreeSet<(String, String)>; 3] = Default::default();
+    for (book, input) in prices {
+        let book = book.to_string();
+        if let Some(id) = input.id {
+            keys[0].insert((book.clone(), id.to_string()));
+        }
+        if let Some(ext) = input.external_key() {
+            keys[1].insert((book.clone(), ext.to_owned()));
+        }
+        keys[2].insert((book, input.sku.clone()));
+    }
+    if keys.iter().all(BTreeSet::is_empty) {
+        return Ok(Vec::new());
+    }
+    let columns = PriceRow::TABLE.columns;
+    let mut sql = Sql::new("");
+    let mut first = true;
+    for (column, keys) in ["id", "external_ref", "sku"].into_iter().zip(keys) {
+        if tx.backend() == Backend::Postgres {
+            // One index probe per key (see `products::named_products`).
+            let (books, values): (Vec<Option<String>>, Vec<Option<String>>) =
+                keys.into_iter().map(|(b, v)| (Some(b), Some(v))).unzip();
+            if !first {
+                sql.push(" UNION ALL ");
+            }
+            sql.push("SELECT q.* FROM UNNEST(").push_bind(books).push("::text[], ");
+            sql.push_bind(values).push("::text[]) AS k(b, v), LATERAL (SELECT ");
+            sql.push(columns).push(" FROM prices pr WHERE pr.pricebook_id = k.b AND pr.");
+            sql.push(column).push(" = k.v FOR UPDATE) q");
+        } else {
+            if keys.is_empty() {
+                continue;
+            }
+            // The keys drive the join (SQLite's CROSS JOIN keeps that order), so each is one
+            // probe of the (book, key) index.
+            if !first {
+                sql.push(" UNION ALL ");
+            }
+            sql.push("SELECT ").push(columns).push(" FROM (");
+            sql.push_values(keys, |row, (b, v)| {
+                row.bind(b).bind(v);
+            });
+            sql.push(") AS k CROSS JOIN prices pr ON pr.pricebook_id = k.column1 AND pr.");
+            sql.push(column).push(" = k.column2");
+        }
+        first = false;
+    }
+    let mut found: Vec<PriceRow> = tx.fetch_all(sql).await?;
+    // A price named two ways comes twice.
+    let mut seen = BTreeSet::new();
+    found.retain(|p| seen.insert(p.id.clone()));
+    records(tx, found).await
+}
+
+/// Rows per multi-row price INSERT on SQLite: 11 binds a price.
+const SQLITE_PRICES_PER_INSERT: usize = 1_000;
+
+/// Writes a price plan: updates, then creates (so a key an update gives up can be taken by a
+/// create of the same batch).
+async fn write_prices(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    plan: &PricePlan,
+    now: i64,
+) -> Result<(), StoreError> {
+    let postgres = tx.backend() == Backend::Postgres;
+    let text = |v: &str| Some(v.to_owned());
+    if !plan.updates.is_empty() {
+        if postgres {
+            let mut cols: [Vec<Option<String>>; 7] = Default::default();
+            for (id, v) in &plan.updates {
+                let row = [
+                    Some(id.to_string()),
+                    text(&v.sku),
+                    v.external_ref.clone(),
+                    text(&v.currencies),
+                    v.sales.clone(),
+                    v.admin_attributes.clone(),
+                    v.shopper_attributes.clone(),
+                ];
+                for (col, value) in cols.iter_mut().zip(row) {
+                    col.push(value);
+                }
+            }
+            let mut sql = Sql::new(
+                "UPDATE prices AS pr SET sku = u.sku, external_ref = u.external_ref, \
+                 currencies = u.currencies, sales = u.sales, \
+                 admin_attributes = u.admin_attributes, \
+                 shopper_attributes = u.shopper_attributes, updated_at = ",
+            );
+            sql.push_bind(now).push(" FROM UNNEST(");
+            for (i, col) in cols.into_iter().enumerate() {
+                sql.push(if i == 0 { "" } else { ", " }).push_bind(col).push("::text[]");
+            }
+            sql.push(
+                ") AS u(id, sku, external_ref, currencies, sales, admin_attributes, \
+                 shopper_attributes) WHERE pr.id = u.id AND pr.tenant_id = ",
+            );
+            sql.push_bind(tenant.as_str());
+            tx.execute(sql).await?;
+        } else {
+            for (id, v) in &plan.updates {
+                let sql = Sql::new(
+                    "UPDATE prices SET sku = $1, external_ref = $2, currencies = $3, \
+                     sales = $4, admin_attributes = $5, shopper_attributes = $6, \
+                     updated_at = $7 WHERE id = $8 AND tenant_id = $9",
+                )
+                .bind(v.sku.as_str())
+                .bind(v.external_ref.as_deref())
+                .bind(v.currencies.as_str())
+                .bind(v.sales.as_deref())
+                .bind(v.admin_attributes.as_deref())
+                .bind(v.shopper_attributes.as_deref())
+                .bind(now)
+                .bind(id.to_string())
+                .bind(tenant.as_str());
+                tx.execute(sql).await?;
+            }
+        }
+    }
+    if plan.creates.is_empty() {
+        return Ok(());
+    }
+    if postgres {
+        let mut cols: [Vec<Option<String>>; 8] = Default::default();
+        for (id, book, v) in &plan.creates {
+            let row = [
+                Some(id.to_string()),
+                Some(book.to_string()),
+                text(&v.sku),
+                v.external_ref.clone(),
+                text(&v.currencies),
+                v.sales.clone(),
+                v.admin_attributes.clone(),
+                v.shopper_attributes.clone(),
+            ];
+            for (col, value) in cols.iter_mut().zip(row) {
+                col.push(value);
+            }
+        }
+        let mut sql = Sql::new(
+            "INSERT INTO prices (id, pricebook_id, sku, external_ref, currencies, sales, \
+             admin_attributes, shopper_attributes, tenant_id, created_at, updated_at) \
+             SELECT u.id, u.pricebook_id, u.sku, u.external_ref, u.currencies, u.sales, \
+             u.admin_attributes, u.shopper_attributes, ",
+        );
+        sql.push_bind(tenant.as_str()).push(", ").push_bind(now).push(", ").push_bind(now);
+        sql.push(" FROM UNNEST(");
+        for (i, col) in cols.into_iter().enumerate() {
+            sql.push(if i == 0 { "" } else { ", " }).push_bind(col).push("::text[]");
+        }
+        sql.push(
+            ") AS u(id, pricebook_id, sku, external_ref, currencies, sales, admin_attributes, \
+             shopper_attributes)",
+        );
+        tx.execute(sql).await?;
+    } else {
+        for chunk in plan.creates.chunks(SQLITE_PRICES_PER_INSERT) {
+            let mut sql = Sql::new(
+                "INSERT INTO prices (id, tenant_id, pricebook_id, sku, external_ref, \
+                 currencies, sales, admin_attributes, shopper_attributes, created_at, \
+                 updated_at) ",
+            );
+            sql.push_values(chunk, |row, (id, book, v)| {
+                row.bind(id.to_string())
+                    .bind(tenant.as_str())
+                    .bind(book.to_string())
+                    .bind(v.sku.as_str())
+                    .bind(v.external_ref.as_deref())
+                    .bind(v.currencies.as_str())
+                    .bind(v.sales.as_deref())
+                    .bind(v.admin_attributes.as_deref())
+                    .bind(v.shopper_attributes.as_deref())
+                    .bind(now)
+                    .bind(now);
+            });
+            tx.execute(sql).await?;
+        }
+    }
+    Ok(())
 }
