@@ -379,12 +379,31 @@ class Run:
         rid = f"chaos-{uuid.uuid4()}"
         hdrs = dict(headers or {})
         hdrs["X-Request-ID"] = rid
-        for _ in range(8):
+        tries, waits = 0, 0
+        while tries < 8:
             node = self.pick()
             try:
                 status, doc = self.http(node, method, path, body, ctype, token, hdrs)
+                # The key's first request died with its node before it settled the key: the
+                # key stays reserved (409) until it goes stale. Its job may have landed.
+                if (status == 409 and isinstance(doc, dict)
+                        and "still being processed" in str(doc.get("message", ""))
+                        and waits < 60):
+                    waits += 1
+                    found = self.db.value(
+                        f"SELECT id FROM jobs WHERE x_request_id = {sql_str(rid)}")
+                    if found:
+                        with self.lock:
+                            self.counters["creates recovered after a lost answer"] += 1
+                        return "recovered", found, rid
+                    if waits == 1:
+                        with self.lock:
+                            self.counters["creates that waited for a dead request's key"] += 1
+                    time.sleep(1)
+                    continue
                 return status, doc, rid
             except ConnError:
+                tries += 1
                 time.sleep(0.4)
                 found = self.db.value(f"SELECT id FROM jobs WHERE x_request_id = {sql_str(rid)}")
                 if found:

@@ -20,9 +20,10 @@ use jobline_core::TenantId;
 use std::time::Duration;
 
 /// How long a reservation may stay unsettled before a retry with the same key takes it over:
-/// longer than any request may take (its body has at most the body-read timeout between
-/// chunks, and no handler waits on a job).
-pub const STALE_RESERVATION: Duration = Duration::from_secs(120);
+/// longer than any request takes once its key is claimed (the body is read before the claim,
+/// and no handler waits on a job), short enough that a retry after a node died mid-request
+/// is not refused for long.
+pub const STALE_RESERVATION: Duration = Duration::from_secs(30);
 
 /// What a request with an `Idempotency-Key` may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
