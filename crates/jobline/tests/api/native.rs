@@ -299,6 +299,17 @@ async fn a_cancelled_job_tells_who_cancelled_it_and_a_second_cancel_is_refused(e
     let cause = &detail["timeline"][1]["cause"];
     assert_eq!(cause, &format!("cancel requested by client {}", n.app.admin.client.id));
 
+    // A dialect's cancel records its client too.
+    let t = tenant("default");
+    let pxm_kind = jobline_core::kinds::pxm::PRODUCT_EXPORT;
+    let new = NewJob::new(t.clone(), pxm_kind, jobline_core::kinds::pxm::queue(&t), Value::Null);
+    let queued = n.create(new).await;
+    let r = n.app.authed(Method::POST, &format!("/pcm/jobs/{queued}/cancel"), &n.admin).send();
+    assert!(r.await.unwrap().status().is_success());
+    let (_, detail) = n.get(&format!("/v1/jobs/{queued}"), &n.op).await;
+    let cause = &detail["timeline"][1]["cause"];
+    assert_eq!(cause, &format!("cancel requested by client {}", n.app.admin.client.id));
+
     // The kind's own rule: a running PXM job is not cancellable.
     let pxm = n.create(job("default", jobline_core::kinds::pxm::PRODUCT_EXPORT, None)).await;
     let claimed = n.app.store.claim("node-a", 10, Duration::from_secs(30), 5).await.unwrap();
