@@ -152,6 +152,11 @@ async fn support_clients_and_bad_tokens_are_refused_on_every_route(engine: Engin
         let r = n.app.client.request(method, format!("{}{path}", n.app.address)).send().await;
         assert_eq!(r.unwrap().status(), StatusCode::UNAUTHORIZED, "{path} without a token");
     }
+    // An operator is not a store admin in the vendor dialects.
+    for path in ["/pcm/jobs", "/objects/jobs"] {
+        let (status, _) = n.get(path, &n.op).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
     let (status, body) = n.get("/v1/nothing-here", &n.op).await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
     // The event stream alone takes the token as a parameter (EventSource sets no headers).
