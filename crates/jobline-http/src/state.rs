@@ -7,6 +7,7 @@
 
 use jobline_store::Store;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// How long an access token lives unless configured otherwise: one hour, as Elastic Path's and
 /// Zuora's do (`shared/spec/DECISIONS.md`, Identity).
@@ -19,12 +20,20 @@ pub struct AppState {
     pub store: Store,
     /// How long tokens issued by both token endpoints live.
     pub token_lifetime: Duration,
+    /// Cancelled when the app begins a graceful stop: requests that would otherwise never end
+    /// (the operator API's event stream) end then, so they do not hold up the stop.
+    pub stopping: CancellationToken,
 }
 
 impl AppState {
     /// State for an app serving from `store`, with default settings.
     pub fn new(store: Store) -> Self {
-        Self { store, token_lifetime: DEFAULT_TOKEN_LIFETIME }
+        Self { store, token_lifetime: DEFAULT_TOKEN_LIFETIME, stopping: CancellationToken::new() }
+    }
+
+    /// The same state, ending endless requests when `stopping` is cancelled.
+    pub fn with_stopping(self, stopping: CancellationToken) -> Self {
+        Self { stopping, ..self }
     }
 
     /// The same state with tokens that live `lifetime`.

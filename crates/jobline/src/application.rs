@@ -142,7 +142,9 @@ impl Application {
             ..
         } = self;
         let stop = CancellationToken::new();
-        let state = AppState::new(store.clone()).with_token_lifetime(token_lifetime);
+        let state = AppState::new(store.clone())
+            .with_token_lifetime(token_lifetime)
+            .with_stopping(stop.clone());
         let router = jobline_http::app(state);
         let signal = {
             let stop = stop.clone();

@@ -5,7 +5,8 @@
 //! (in-process, and from every process through NOTIFY on PostgreSQL) and also re-reads once a
 //! second, which bounds how late a change is seen if a wake-up is lost. The store's
 //! [`EventTail`] returns each event once, late commits included. An admin's stream is held
-//! to its tenant. A store error ends the stream; the client reconnects with its last id.
+//! to its tenant. A store error or the app's graceful stop ends the stream; the client
+//! reconnects with its last id.
 
 use super::auth::StreamCaller;
 use super::dto::{EventDto, JobSummary, StreamEvent};
@@ -63,6 +64,7 @@ pub async fn events(
         changes,
         ready: VecDeque::new(),
         read_now: true,
+        stopping: app.stopping.clone(),
     };
     let stream = futures::stream::unfold(state, |mut s| async move {
         loop {
@@ -71,6 +73,8 @@ pub async fn events(
             }
             if !s.read_now {
                 tokio::select! {
+                    // A graceful stop ends the stream; the client reconnects elsewhere.
+                    () = s.stopping.cancelled() => return None,
                     changed = s.changes.changed() => {
                         if changed.is_err() {
                             return None;
@@ -98,6 +102,7 @@ struct Tail {
     ready: VecDeque<Event>,
     /// Read again at once (the last read was not empty: more may be waiting).
     read_now: bool,
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Tail {

@@ -25,6 +25,7 @@ on_both_engines!(
     queues_count_jobs_by_state,
     the_event_stream_resumes_after_last_event_id,
     errors_and_files_of_a_job,
+    an_open_event_stream_does_not_hold_up_a_graceful_stop,
 );
 
 mod postgres_only {
@@ -560,4 +561,19 @@ async fn a_stream_on_one_process_sees_a_change_made_through_another() {
         (detail["timeline"].as_array()?.len() == 2).then_some(())
     });
     assert!(ok.await.is_some());
+}
+
+async fn an_open_event_stream_does_not_hold_up_a_graceful_stop(engine: Engine) {
+    let clock = FakeClock::at_default();
+    // A grace far longer than `stop` waits: the stop can only finish in time if the stream ends.
+    let tune = |c: &mut jobline::config::Config| c.shutdown_grace = Duration::from_secs(600);
+    let mut app = TestApp::spawn_with_clock(engine, &clock, tune).await;
+    let token = app.admin_token().await;
+    let mut stream = app.authed(Method::GET, "/v1/events", &token).send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    app.stop().await;
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    });
+    assert!(end.await.is_ok(), "the stream ended with the app");
 }
