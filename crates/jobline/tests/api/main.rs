@@ -13,4 +13,5 @@ mod helpers;
 mod promotions;
 mod pxm;
 mod pxm_catalog;
+mod remote_cli;
 mod zuora;
