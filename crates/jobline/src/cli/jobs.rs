@@ -69,6 +69,7 @@ impl From<JobExit> for ExitCode {
 
 /// The `jobs` commands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing here
 pub enum JobsCommand {
     /// List jobs, newest first, with the API's filters
     List(ListJobsArgs),

@@ -114,7 +114,7 @@ async fn jobs_list_get_cancel_and_queues_answer_with_tables_json_and_exit_status
     let (code, said) = status(&app, &dir.0, &["jobs", "cancel", &long]).await;
     assert_eq!(code, 0, "{said}");
     assert!(said.contains("cancel"), "{said}");
-    reaches(&app, long.parse().unwrap(), JobState::Cancelled).await;
+    reaches(&app, JobId::parse(&long).unwrap(), JobState::Cancelled).await;
     assert_eq!(status(&app, &dir.0, &["jobs", "get", &long]).await.0, 4, "cancelled");
     assert_eq!(status(&app, &dir.0, &["jobs", "cancel", &ok]).await.0, 7, "already finished");
     assert_eq!(status(&app, &dir.0, &["jobs", "cancel", &missing]).await.0, 6);

@@ -403,8 +403,8 @@
 
   function errorRow(e) {
     return el('tr', {},
-      el('td', { class: 'num', text: e.row ?? '–' }),
-      el('td', { class: 'num', text: e.code ?? '–' }),
+      el('td', { text: e.row ?? '–' }),
+      el('td', { text: e.code ?? '–' }),
       el('td', { text: e.message }),
       el('td', { class: 'record' }, e.record == null ? '–' : el('code', { text: JSON.stringify(e.record) })));
   }
@@ -414,7 +414,7 @@
       el('td', { title: ev.at, text: when(ev.at) }),
       el('td', {}, ev.from ? stateBadge(ev.from) : '–'),
       el('td', {}, stateBadge(ev.to)),
-      el('td', { class: 'num', text: ev.attempt ?? '–' }),
+      el('td', { text: ev.attempt ?? '–' }),
       el('td', {}, ev.node ? el('code', { text: ev.node }) : '–'),
       el('td', { text: ev.cause || '' }));
   }
