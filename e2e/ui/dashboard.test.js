@@ -113,6 +113,24 @@ test('sign in, see jobs appear live, cancel one, read a failed import\'s errors'
   const timeline = await page.locator('#job-timeline tbody tr').count();
   assert.ok(timeline >= 2, `the creation and the cancel in the timeline, got ${timeline} rows`);
 
+  // A running job cancels through `cancelling`: a 200,000-code generation, cancelled from its
+  // page once the table shows it running, ends `cancelled` with both steps in its timeline.
+  const promotion = await call(ep, 'POST', '/v2/promotions', { data: {
+    type: 'promotion', name: 'ui e2e', promotion_type: 'fixed_discount', enabled: true, max_codes: 200000,
+  } });
+  const generate = await call(ep, 'POST', `/v2/promotions/${promotion.data.id}/jobs`, { data: {
+    type: 'promotion_job', job_type: 'code_generate', name: 'ui e2e', parameters: { number_of_codes: 200000 },
+  } });
+  await page.getByRole('link', { name: 'Jobs', exact: true }).click();
+  await page.locator(`#jobs-body tr[data-job-id="${generate.data.id}"][data-state="running"]`).waitFor(WAIT);
+  await row(generate.data.id).getByRole('link').click();
+  await page.locator('#job-summary[data-state="running"]').waitFor(WAIT);
+  await page.getByRole('button', { name: 'Cancel job' }).click();
+  await page.locator('#job-summary[data-state="cancelled"]').waitFor(WAIT);
+  const steps = await page.locator('#job-timeline tbody tr td:nth-child(3)').allTextContents();
+  assert.deepEqual(steps.slice(-2), ['cancelling', 'cancelled'], steps.join(', '));
+  assert.match(await page.locator('#job-message').textContent(), /cancelled/);
+
   // A failed import's page lists its error rows.
   await page.goto(`${BASE}/ui#/jobs/${importId}`);
   await page.locator('#job-summary[data-state="failed"]').waitFor(WAIT);
