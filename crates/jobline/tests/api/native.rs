@@ -347,10 +347,11 @@ async fn queues_count_jobs_by_state(engine: Engine) {
     for _ in 0..3 {
         n.create(job("default", NOOP, None)).await;
     }
-    n.create(job("t2", NOOP, None)).await;
     let claimed = n.app.store.claim("node-a", 1, Duration::from_secs(30), 1).await.unwrap();
     n.app.store.complete(&claimed[0], None).await.unwrap();
     n.app.store.claim("node-a", 1, Duration::from_secs(30), 1).await.unwrap();
+    // Another tenant's queue, made after the claims so they all came from `default`'s.
+    n.create(job("t2", NOOP, None)).await;
     n.clock.advance(Duration::from_secs(2));
 
     let (status, body) = n.get("/v1/queues?tenant=default", &n.op).await;
