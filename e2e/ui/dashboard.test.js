@@ -113,6 +113,17 @@ test('sign in, see jobs appear live, cancel one, read a failed import\'s errors'
   const timeline = await page.locator('#job-timeline tbody tr').count();
   assert.ok(timeline >= 2, `the creation and the cancel in the timeline, got ${timeline} rows`);
 
+  // A finished job's files download with the session's token (the link alone carries none).
+  await page.goto(`${BASE}/ui#/jobs/${done}`);
+  await page.locator('#job-summary[data-state="succeeded"]').waitFor(WAIT);
+  const file = page.locator('#job-files a[data-file]').first();
+  await file.waitFor(WAIT);
+  const [download] = await Promise.all([page.waitForEvent('download', WAIT), file.click()]);
+  // Chromium adds the content type's extension (`input` saves as `input.csv`).
+  assert.ok(download.suggestedFilename().startsWith(await file.getAttribute('data-file')));
+  const saved = require('node:fs').readFileSync(await download.path(), 'utf8');
+  assert.match(saved, /V1/, 'the uploaded CSV, byte for byte');
+
   // A running job cancels through `cancelling`: a 200,000-code generation, cancelled from its
   // page once the table shows it running, ends `cancelled` with both steps in its timeline.
   const promotion = await call(ep, 'POST', '/v2/promotions', { data: {
