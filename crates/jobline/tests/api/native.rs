@@ -152,6 +152,11 @@ async fn support_clients_and_bad_tokens_are_refused_on_every_route(engine: Engin
         let r = n.app.client.request(method, format!("{}{path}", n.app.address)).send().await;
         assert_eq!(r.unwrap().status(), StatusCode::UNAUTHORIZED, "{path} without a token");
     }
+    // An operator is not a store admin in the vendor dialects.
+    for path in ["/pcm/jobs", "/objects/jobs"] {
+        let (status, _) = n.get(path, &n.op).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
     let (status, body) = n.get("/v1/nothing-here", &n.op).await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
     // The event stream alone takes the token as a parameter (EventSource sets no headers).
@@ -296,6 +301,17 @@ async fn a_cancelled_job_tells_who_cancelled_it_and_a_second_cancel_is_refused(e
     let (status, _) = n.call(Method::POST, &format!("/v1/jobs/{other}/cancel"), &n.admin).await;
     assert_eq!(status, StatusCode::OK);
     let (_, detail) = n.get(&format!("/v1/jobs/{other}"), &n.admin).await;
+    let cause = &detail["timeline"][1]["cause"];
+    assert_eq!(cause, &format!("cancel requested by client {}", n.app.admin.client.id));
+
+    // A dialect's cancel records its client too.
+    let t = tenant("default");
+    let pxm_kind = jobline_core::kinds::pxm::PRODUCT_EXPORT;
+    let new = NewJob::new(t.clone(), pxm_kind, jobline_core::kinds::pxm::queue(&t), Value::Null);
+    let queued = n.create(new).await;
+    let r = n.app.authed(Method::POST, &format!("/pcm/jobs/{queued}/cancel"), &n.admin).send();
+    assert!(r.await.unwrap().status().is_success());
+    let (_, detail) = n.get(&format!("/v1/jobs/{queued}"), &n.op).await;
     let cause = &detail["timeline"][1]["cause"];
     assert_eq!(cause, &format!("cancel requested by client {}", n.app.admin.client.id));
 
