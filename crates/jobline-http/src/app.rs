@@ -51,7 +51,8 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::promotions::routes())
         .merge(crate::files::routes())
         .merge(crate::native::routes())
-        .merge(crate::zuora::routes(state.clone()));
+        .merge(crate::zuora::routes(state.clone()))
+        .merge(crate::ui::routes());
     with_shared_middleware(routes.with_state(state))
 }
 

@@ -25,6 +25,7 @@ pub mod pxm;
 pub mod request_id;
 mod shared;
 pub mod state;
+pub mod ui;
 pub mod zuora;
 
 pub use app::app;

@@ -14,4 +14,5 @@ mod native;
 mod promotions;
 mod pxm;
 mod pxm_catalog;
+mod remote_cli;
 mod zuora;
