@@ -18,6 +18,7 @@ pub mod app;
 pub mod ep;
 pub mod files;
 mod health;
+mod observe;
 pub mod promotions;
 pub mod pxm;
 pub mod request_id;
@@ -26,5 +27,6 @@ pub mod state;
 pub mod zuora;
 
 pub use app::app;
+pub use observe::{record_job_id, MetricsRender};
 pub use request_id::{RequestId, X_REQUEST_ID};
 pub use state::{AppState, InternalCause, DEFAULT_TOKEN_LIFETIME};

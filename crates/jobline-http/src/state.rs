@@ -5,6 +5,7 @@
 //! It lives apart from `app.rs` so that the dialects depend on this small module and not on the
 //! router, which imports every dialect; nothing here may import a dialect.
 
+use crate::observe::MetricsRender;
 use jobline_store::Store;
 use std::time::Duration;
 
@@ -19,17 +20,24 @@ pub struct AppState {
     pub store: Store,
     /// How long tokens issued by both token endpoints live.
     pub token_lifetime: Duration,
+    /// Renders `GET /metrics`; `None` leaves the route out.
+    pub metrics: Option<MetricsRender>,
 }
 
 impl AppState {
     /// State for an app serving from `store`, with default settings.
     pub fn new(store: Store) -> Self {
-        Self { store, token_lifetime: DEFAULT_TOKEN_LIFETIME }
+        Self { store, token_lifetime: DEFAULT_TOKEN_LIFETIME, metrics: None }
     }
 
     /// The same state with tokens that live `lifetime`.
     pub fn with_token_lifetime(self, lifetime: Duration) -> Self {
         Self { token_lifetime: lifetime, ..self }
+    }
+
+    /// The same state serving `GET /metrics` with `render`.
+    pub fn with_metrics(self, render: MetricsRender) -> Self {
+        Self { metrics: Some(render), ..self }
     }
 }
 

@@ -24,6 +24,8 @@ mod events;
 mod idempotency;
 mod identity;
 mod jobs;
+mod maintenance;
+mod observe;
 mod promotions;
 mod rows;
 mod zuora;
@@ -45,6 +47,7 @@ pub use jobs::{
     ClaimRequest, ClaimedJob, Fence, JobFile, JobFilter, JobPage, JobScope, Page, Rescued, Settled,
     ADOPTION_GRACE,
 };
+pub use maintenance::Purged;
 pub use promotions::{
     CodeSpec, CodesInserted, NewPromotion, Promotion, PromotionCode, PromotionUpdate,
 };
