@@ -433,8 +433,6 @@ static REQUEST_CANCEL_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET state = CASE WHEN {undo} THEN '{undo_target}' {cases}END, \
            updated_at = $1, \
-           completed_at = CASE WHEN state IN ({at_once}) AND NOT ({undo}) THEN $1 \
-             ELSE completed_at END, \
            lease_expires_at = CASE WHEN {undo} THEN $1 - 1 ELSE lease_expires_at END, \
            result = CASE WHEN state IN ({at_once}) AND checkpoint_pos > 0 AND NOT ({undo}) \
              THEN COALESCE(result, checkpoint) ELSE result END \

@@ -24,6 +24,12 @@ use std::time::Duration;
 /// jobline process; the bytes of "jobline:retention", folded into 63 bits).
 const RETENTION_LOCK: i64 = 0x6a6f_626c_696e_6572;
 
+/// When a finished job ended: `completed_at`, or for a job cancelled before it ever started
+/// (which keeps `completed_at` empty, as the dialects show it) its last change, which for a
+/// finished job is its end: nothing updates a finished job. The partial index `jobs_finished`
+/// is on this very expression.
+const ENDED_AT: &str = "COALESCE(completed_at, updated_at)";
+
 /// The states a job no longer leaves.
 fn finished() -> String {
     let done: Vec<JobState> = JobState::ALL.into_iter().filter(|s| s.is_terminal()).collect();
@@ -63,10 +69,10 @@ impl Store {
             .collect()
     }
 
-    /// Deletes up to `limit` finished jobs (succeeded, failed, cancelled) whose `completed_at`
-    /// is more than `older_than` before the store's clock, oldest first, with their errors and
-    /// files (`ON DELETE CASCADE`). One bounded statement in one transaction; call it again
-    /// until it deletes fewer than `limit`. On PostgreSQL the transaction first takes
+    /// Deletes up to `limit` finished jobs (succeeded, failed, cancelled) that ended (see
+    /// `ENDED_AT`) more than `older_than` before the store's clock, oldest first, with their
+    /// errors and files (`ON DELETE CASCADE`). One bounded statement in one transaction; call
+    /// it again until it deletes fewer than `limit`. On PostgreSQL the transaction first takes
     /// `pg_try_advisory_xact_lock`, so of several nodes running retention at once one deletes
     /// and the others get [`Purged::Busy`] and do nothing.
     #[tracing::instrument(level = "debug", skip(self))]
@@ -78,7 +84,7 @@ impl Store {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
-                   WHERE state IN ({}) AND completed_at < $1 ORDER BY completed_at LIMIT $2)",
+                   WHERE state IN ({}) AND {ENDED_AT} < $1 ORDER BY {ENDED_AT} LIMIT $2)",
                 finished()
             )
         });
