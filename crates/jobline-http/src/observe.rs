@@ -77,13 +77,14 @@ async fn refresh_queue_depth(state: &AppState) {
     let mut now = BTreeSet::new();
     for (job_state, kind, n) in counts {
         #[allow(clippy::cast_precision_loss)] // a gauge is an f64; counts stay far below 2^53
-        metrics::gauge!("jobline_queue_depth", "state" => job_state.as_str(), "kind" => kind.clone())
-            .set(n as f64);
+        let depth = n as f64;
+        let labels = [("state", job_state.as_str().to_owned()), ("kind", kind.clone())];
+        metrics::gauge!("jobline_queue_depth", &labels).set(depth);
         now.insert((job_state.as_str(), kind));
     }
     for (job_state, kind) in seen.difference(&now) {
-        metrics::gauge!("jobline_queue_depth", "state" => *job_state, "kind" => kind.clone())
-            .set(0.0);
+        let labels = [("state", (*job_state).to_owned()), ("kind", kind.clone())];
+        metrics::gauge!("jobline_queue_depth", &labels).set(0.0);
     }
     seen.extend(now);
 }

@@ -451,7 +451,8 @@ impl Runtime {
         };
         for claimed in adopted {
             let this = self.clone();
-            let span = tracing::info_span!("adopted cancel", job_id = %claimed.job().id, kind = %claimed.job().kind);
+            let job = claimed.job();
+            let span = tracing::info_span!("adopted cancel", job_id = %job.id, kind = %job.kind);
             tokio::spawn(
                 async move {
                     let claimed = Arc::new(claimed);
@@ -701,11 +702,13 @@ fn record_run(
         (Some(Ok(Err(JobError::Fatal(_)))), _) => "failed",
         (Some(Err(_)), _) => "panicked",
     };
-    metrics::histogram!("jobline_job_run_duration_seconds", "kind" => kind.to_owned(), "outcome" => label)
+    let labels = [("kind", kind.to_owned()), ("outcome", label.to_owned())];
+    metrics::histogram!("jobline_job_run_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     if let (Some(StopReason::CancelRequested), Some(at)) = (stop, tripped_at) {
         let stopped = if outcome.is_some() { "stopped" } else { "abandoned" };
-        metrics::histogram!("jobline_cancel_stop_seconds", "kind" => kind.to_owned(), "outcome" => stopped)
+        let labels = [("kind", kind.to_owned()), ("outcome", stopped.to_owned())];
+        metrics::histogram!("jobline_cancel_stop_seconds", &labels)
             .record(at.elapsed().as_secs_f64());
     }
 }
