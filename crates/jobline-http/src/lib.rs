@@ -9,15 +9,17 @@
 //! in `health` are the one dialect-free exception.
 //!
 //! Layering: the router ([`mod@app`]) is the only module that names the dialects (`pxm`,
-//! `promotions`, `zuora`), and no module imports it. The dialects never import each other;
-//! what they share sits below them: [`state`] (the app state, the cause of a 500), `shared`
-//! (the bearer token), [`request_id`], and for the two Elastic Path dialects [`ep`] and
-//! [`files`]. `crates/jobline-core/tests/architecture.rs` checks this.
+//! `promotions`, `zuora`, and the operator API `native`), and no module imports it. The
+//! dialects never import each other; what they share sits below them: [`state`] (the app
+//! state, the cause of a 500), `shared` (the bearer token), [`request_id`], and for the two
+//! Elastic Path dialects [`ep`] and [`files`]. `crates/jobline-core/tests/architecture.rs`
+//! checks this.
 
 pub mod app;
 pub mod ep;
 pub mod files;
 mod health;
+pub mod native;
 mod observe;
 pub mod promotions;
 pub mod pxm;

@@ -26,6 +26,7 @@ mod identity;
 mod jobs;
 mod maintenance;
 mod observe;
+mod operator;
 mod promotions;
 mod rows;
 mod zuora;
@@ -48,6 +49,10 @@ pub use jobs::{
     ADOPTION_GRACE,
 };
 pub use maintenance::Purged;
+pub use operator::{
+    dialect_of, EventQuery, EventTail, FileInfo, JobCursor, JobEvent, JobQuery, QueueStats,
+    DIALECTS, TAIL_LOOKBACK,
+};
 pub use promotions::{
     CodeSpec, CodesInserted, NewPromotion, Promotion, PromotionCode, PromotionUpdate,
 };
@@ -126,6 +131,8 @@ pub(crate) struct Inner {
     pub(crate) db: Db,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: broadcast::Sender<StoreEvent>,
+    /// Counts job state changes seen by this process (see `Store::watch_job_changes`).
+    pub(crate) changes: tokio::sync::watch::Sender<u64>,
     /// Whether a PostgreSQL LISTEN task is running for this store.
     pub(crate) listening: std::sync::atomic::AtomicBool,
     /// The URL-signing key once read: it never changes after it is first stored, and signed
@@ -198,6 +205,7 @@ impl Store {
                 db,
                 clock,
                 events,
+                changes: tokio::sync::watch::Sender::new(0),
                 listening,
                 signing_key: Default::default(),
             }),

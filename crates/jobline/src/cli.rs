@@ -77,6 +77,7 @@ const MIGRATE_EXAMPLES: &str = "Examples:
 const CLIENTS_EXAMPLES: &str = "Examples:
   jobline clients create --tenant store-1 --role admin
   jobline clients create --tenant store-1 --role support --name \"help desk\"
+  jobline clients create --tenant default --role operator --name ops
   jobline clients create --tenant t1 --role admin --json --database-url sqlite:./data/jobline.db
 
 The secret is printed once and stored only as a hash: keep it when it is shown.";
@@ -230,7 +231,8 @@ pub struct CreateClientArgs {
     #[arg(long, value_parser = parse_tenant, value_name = "TENANT")]
     pub tenant: TenantId,
 
-    /// What the client may do: admin reaches the job endpoints, support is refused them
+    /// What the client may do: admin reaches its tenant's job endpoints, operator reads and
+    /// cancels every tenant's jobs through the operator API (/v1) only, support is refused both
     #[arg(long, value_enum)]
     pub role: RoleArg,
 
@@ -254,6 +256,8 @@ pub enum RoleArg {
     Admin,
     /// Authenticated, with no access to jobs.
     Support,
+    /// Reads and cancels the jobs of every tenant through the operator API (/v1) only.
+    Operator,
 }
 
 impl From<RoleArg> for Role {
@@ -261,6 +265,7 @@ impl From<RoleArg> for Role {
         match role {
             RoleArg::Admin => Role::Admin,
             RoleArg::Support => Role::Support,
+            RoleArg::Operator => Role::Operator,
         }
     }
 }

@@ -11,6 +11,7 @@ mod edge;
 mod engine;
 mod helpers;
 mod metrics;
+mod native;
 mod promotions;
 mod pxm;
 mod pxm_catalog;
