@@ -2,7 +2,7 @@
 //! scrape) and retention (deleting finished jobs past their age).
 //!
 //! Retention deletes **job records only**: a job row, and through `ON DELETE CASCADE` its
-//! errors, its files (and its events, where that table exists). Every other table that names a
+//! errors, its files and its timeline (`job_events`). Every other table that names a
 //! job does so by value, without a foreign key, and keeps its rows: codes keep their
 //! `created_by_job`, Zuora idempotency answers keep the id they returned, catalog records and
 //! custom objects never name a job. A job that is not finished is never deleted, however old.
