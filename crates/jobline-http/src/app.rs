@@ -1,9 +1,12 @@
 //! The router every dialect hangs from, and the middleware all of them share.
 //!
 //! Shared middleware, outermost first:
+//! 0. [`observe::count_requests`]: counts and times every request by route template and status
+//!    (the template comes from [`observe::route`], a `route_layer` inside the router);
 //! 1. [`request_id::propagate`]: decides the request id and echoes it on every response, including
 //!    the ones the layers below produce themselves (415 for an unknown `Content-Encoding`, 404);
-//! 2. `TraceLayer`: one `request` span per request, carrying method, path and request id;
+//! 2. `TraceLayer`: one `request` span per request, carrying method, path and request id, and
+//!    the job id once a route addresses or creates a job;
 //! 3. `CompressionLayer`: gzips responses of at least [`GZIP_MIN_BYTES`] when the client asks;
 //! 4. `RequestDecompressionLayer`: un-gzips request bodies sent with `Content-Encoding: gzip`.
 //!
@@ -11,6 +14,7 @@
 //! Those belong to the store and to each dialect's `error.rs`.
 
 use crate::health;
+use crate::observe;
 use crate::request_id::{self, RequestId};
 use crate::state::{AppState, InternalCause};
 use axum::http::Request;
@@ -53,6 +57,13 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::native::routes())
         .merge(crate::zuora::routes(state.clone()))
         .merge(crate::ui::routes());
+    let routes = if state.metrics.is_some() {
+        routes.route("/metrics", get(observe::metrics))
+    } else {
+        routes
+    };
+    // Last, so it wraps every route above: the route template is known only inside the router.
+    let routes = routes.route_layer(axum::middleware::from_fn(observe::route));
     with_shared_middleware(routes.with_state(state))
 }
 
@@ -86,6 +97,7 @@ fn with_shared_middleware(router: Router) -> Router {
     let compress = DefaultPredicate::new().and(SizeAbove::new(GZIP_MIN_BYTES));
     router.layer(
         ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(observe::count_requests))
             .layer(axum::middleware::from_fn(request_id::propagate))
             .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(
                 DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Millis),
@@ -105,6 +117,7 @@ fn request_span<B>(request: &Request<B>) -> Span {
         method = %request.method(),
         path = %request.uri().path(),
         request_id = %id,
+        job_id = tracing::field::Empty,
     )
 }
 

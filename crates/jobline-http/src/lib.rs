@@ -20,6 +20,7 @@ pub mod ep;
 pub mod files;
 mod health;
 pub mod native;
+mod observe;
 pub mod promotions;
 pub mod pxm;
 pub mod request_id;
@@ -29,5 +30,6 @@ pub mod ui;
 pub mod zuora;
 
 pub use app::app;
+pub use observe::{record_job_id, MetricsRender};
 pub use request_id::{RequestId, X_REQUEST_ID};
 pub use state::{AppState, InternalCause, DEFAULT_TOKEN_LIFETIME};

@@ -5,6 +5,7 @@
 //! It lives apart from `app.rs` so that the dialects depend on this small module and not on the
 //! router, which imports every dialect; nothing here may import a dialect.
 
+use crate::observe::MetricsRender;
 use jobline_store::Store;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -23,12 +24,19 @@ pub struct AppState {
     /// Cancelled when the app begins a graceful stop: requests that would otherwise never end
     /// (the operator API's event stream) end then, so they do not hold up the stop.
     pub stopping: CancellationToken,
+    /// Renders `GET /metrics`; `None` leaves the route out.
+    pub metrics: Option<MetricsRender>,
 }
 
 impl AppState {
     /// State for an app serving from `store`, with default settings.
     pub fn new(store: Store) -> Self {
-        Self { store, token_lifetime: DEFAULT_TOKEN_LIFETIME, stopping: CancellationToken::new() }
+        Self {
+            store,
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            stopping: CancellationToken::new(),
+            metrics: None,
+        }
     }
 
     /// The same state, ending endless requests when `stopping` is cancelled.
@@ -39,6 +47,11 @@ impl AppState {
     /// The same state with tokens that live `lifetime`.
     pub fn with_token_lifetime(self, lifetime: Duration) -> Self {
         Self { token_lifetime: lifetime, ..self }
+    }
+
+    /// The same state serving `GET /metrics` with `render`.
+    pub fn with_metrics(self, render: MetricsRender) -> Self {
+        Self { metrics: Some(render), ..self }
     }
 }
 

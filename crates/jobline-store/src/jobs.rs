@@ -12,13 +12,14 @@
 
 use crate::db::{Queries, Sql, Tx};
 use crate::events::StoreEvent;
+use crate::observe::{self, fenced};
 use crate::rows::{jobs_from_rows, parse_state, state_list, JobErrorRow, JobRow, JOB_COLUMNS};
 use crate::{Backend, Store, StoreError};
 use jobline_core::{
     Action, CancelPolicy, InitialState, Job, JobErrorEntry, JobId, JobState, KindSpec, NewJob,
     TenantId,
 };
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -272,7 +273,7 @@ fn claim_jobs_sql(backend: Backend) -> String {
                         LIMIT {max}(0, {min}($5, $6 - (SELECT count(*) FROM jobs \
                           WHERE queue = $4 AND state IN ({held}))))) \
            AND {pending} \
-         RETURNING {JOB_COLUMNS}",
+         RETURNING {JOB_COLUMNS}, $3 - available_at AS waited_ms",
         running = target(Action::Claim, JobState::Pending),
         held = leased(),
     )
@@ -573,6 +574,7 @@ impl Store {
     /// claimers take) before it checks its rule, so two concurrent creates of any process are
     /// decided one after the other, and SQLite serialises writers anyway. The check, the insert
     /// of the job and of its input file, and the NOTIFY are one transaction.
+    #[tracing::instrument(level = "debug", skip_all, fields(job_id = %new.id))]
     pub(crate) async fn enqueue_guarded(
         &self,
         new: NewJob,
@@ -653,7 +655,9 @@ impl Store {
             self.publish(StoreEvent::JobsAvailable);
         }
         self.publish_job_changed();
-        row.try_into()
+        let job: Job = row.try_into()?;
+        observe::created(&job.kind, 1);
+        Ok(job)
     }
 
     /// Creates many jobs in few statements (all or none). Returns how many were created.
@@ -692,6 +696,13 @@ impl Store {
         tx.commit().await?;
         self.publish(StoreEvent::JobsAvailable);
         self.publish_job_changed();
+        let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
+        for job in jobs {
+            *kinds.entry(job.kind.name).or_default() += 1;
+        }
+        for (kind, n) in kinds {
+            observe::created(kind, n);
+        }
         Ok(jobs.len())
     }
 
@@ -737,8 +748,16 @@ impl Store {
         if !done.is_empty() || !claimed.is_empty() {
             self.publish_job_changed();
         }
+        for job in completed.iter().flatten() {
+            observe::maybe_finished(job);
+        }
+        let waited: Vec<i64> = claimed.iter().map(|c| c.waited_ms).collect();
+        let claimed = jobs_from_rows(claimed.into_iter().map(|c| c.job).collect())?;
+        for (job, waited) in claimed.iter().zip(waited) {
+            observe::claimed(&job.kind, waited);
+        }
         let mut claimed: Vec<ClaimedJob> =
-            jobs_from_rows(claimed)?.into_iter().map(|job| ClaimedJob { job }).collect();
+            claimed.into_iter().map(|job| ClaimedJob { job }).collect();
         claimed.sort_by_key(|c| (c.job.created_at, c.job.id));
         Ok(Settled { completed, claimed })
     }
@@ -771,6 +790,7 @@ impl Store {
 
     /// The handler finished: `succeeded`, from `running` or `cancelling` (the truth wins over a
     /// cancel that came too late).
+    #[tracing::instrument(level = "debug", skip_all, fields(job_id = %claimed.job().id))]
     pub async fn complete(
         &self,
         claimed: &ClaimedJob,
@@ -792,12 +812,14 @@ impl Store {
     }
 
     /// The handler failed for good.
+    #[tracing::instrument(level = "debug", skip_all, fields(job_id = %claimed.job().id))]
     pub async fn fail(&self, claimed: &ClaimedJob, error: &str) -> Result<Job, StoreError> {
         self.finish(&FAIL_SQL, JobState::Failed, claimed.fence(), None, Some(error)).await
     }
 
     /// The handler stopped after a cancel (or its deadline passed): `cancelling → cancelled`,
     /// recording what the undo reported.
+    #[tracing::instrument(level = "debug", skip_all, fields(job_id = %claimed.job().id))]
     pub async fn finish_cancel(
         &self,
         claimed: &ClaimedJob,
@@ -817,8 +839,9 @@ impl Store {
     ) -> Result<Job, StoreError> {
         let now = self.now_ms();
         let sql = finish_args(sql, to, now, fence, result.as_ref(), error);
-        let job = self.write_job(sql, None).await?.ok_or(StoreError::Fenced)?;
+        let job = self.write_job(sql, None).await?.ok_or_else(|| fenced(to.as_str()))?;
         self.publish(StoreEvent::JobsAvailable);
+        observe::maybe_finished(&job);
         Ok(job)
     }
 
@@ -843,6 +866,7 @@ impl Store {
 
     /// A retryable failure: back to the queue after `delay`, or `failed` with `error` once the
     /// job has used all its attempts.
+    #[tracing::instrument(level = "debug", skip_all, fields(job_id = %claimed.job().id))]
     pub async fn retry(
         &self,
         claimed: &ClaimedJob,
@@ -857,12 +881,14 @@ impl Store {
             .bind(error)
             .bind(fence.job.to_string())
             .bind(fence.attempt_param());
-        let job = self.write_job(sql, None).await?.ok_or(StoreError::Fenced)?;
+        let job = self.write_job(sql, None).await?.ok_or_else(|| fenced("retry"))?;
         self.publish(StoreEvent::JobsAvailable);
+        observe::maybe_finished(&job);
         Ok(job)
     }
 
     /// Graceful shutdown: hands a running job back to the queue without using up an attempt.
+    #[tracing::instrument(level = "debug", skip_all, fields(job_id = %claimed.job().id))]
     pub async fn release(&self, claimed: &ClaimedJob) -> Result<Job, StoreError> {
         let now = self.now_ms();
         let fence = claimed.fence();
@@ -873,7 +899,7 @@ impl Store {
         let job = self
             .write_job(sql, Some(&StoreEvent::JobsAvailable))
             .await?
-            .ok_or(StoreError::Fenced)?;
+            .ok_or_else(|| fenced("release"))?;
         self.publish(StoreEvent::JobsAvailable);
         Ok(job)
     }
@@ -886,6 +912,7 @@ impl Store {
     ///
     /// Errors: `NotFound` (no such job in scope), `Conflict { current }` (not cancellable
     /// from its state, including an already cancelled job).
+    #[tracing::instrument(level = "debug", skip_all, fields(job_id = %id))]
     pub async fn request_cancel(&self, scope: &JobScope, id: JobId) -> Result<Job, StoreError> {
         let now = self.now_ms();
         let id_text = id.to_string();
@@ -916,11 +943,13 @@ impl Store {
             self.publish(StoreEvent::CancelRequested(id));
         }
         self.publish_job_changed();
+        observe::maybe_finished(&job);
         Ok(job)
     }
 
     /// Input arrived for a job waiting for it (a Zuora upload): stores the file and queues the
     /// job, in one transaction.
+    #[tracing::instrument(level = "debug", skip_all, fields(job_id = %id))]
     pub async fn submit_input(
         &self,
         tenant: &TenantId,
@@ -968,6 +997,7 @@ impl Store {
             failed: jobs_from_rows(failed)?,
             cancelled: jobs_from_rows(cancelled)?,
         };
+        observe::rescued(&rescued);
         if !rescued.is_empty() {
             tracing::info!(
                 requeued = rescued.requeued.len(),
@@ -1005,6 +1035,7 @@ impl Store {
     }
 
     /// Records progress, fenced: refused once the job is no longer running at this attempt.
+    #[tracing::instrument(level = "debug", skip_all, fields(job_id = %fence.job))]
     pub async fn set_progress(
         &self,
         fence: Fence,
@@ -1012,7 +1043,7 @@ impl Store {
         total: Option<u64>,
     ) -> Result<(), StoreError> {
         if fence.state() != JobState::Running {
-            return Err(StoreError::Fenced);
+            return Err(fenced("progress"));
         }
         let now = self.now_ms();
         let mut tx = self.begin().await?;
@@ -1028,12 +1059,13 @@ impl Store {
             .await?;
         tx.commit().await?;
         if affected == 0 {
-            return Err(StoreError::Fenced);
+            return Err(fenced("progress"));
         }
         Ok(())
     }
 
     /// Appends errors to a job's error list, fenced.
+    #[tracing::instrument(level = "debug", skip_all, fields(job_id = %fence.job))]
     pub async fn append_errors(
         &self,
         fence: Fence,
@@ -1047,6 +1079,7 @@ impl Store {
     }
 
     /// Stores (or replaces) a result file of the job, fenced.
+    #[tracing::instrument(level = "debug", skip_all, fields(job_id = %fence.job))]
     pub async fn put_file(&self, fence: Fence, file: &JobFile) -> Result<(), StoreError> {
         let now = self.now_ms();
         let mut tx = self.begin().await?;
@@ -1062,6 +1095,7 @@ impl Store {
     }
 
     /// One job of `tenant`. Another tenant's job is `NotFound`, like a missing one.
+    #[tracing::instrument(level = "debug", skip_all, fields(job_id = %id))]
     pub async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job, StoreError> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND tenant_id = $2")
@@ -1076,6 +1110,7 @@ impl Store {
 
     /// One job within `scope`: a job of another tenant, of a kind the caller's dialect does
     /// not own, or on another subject is `NotFound`, like a missing one.
+    #[tracing::instrument(level = "debug", skip_all, fields(job_id = %id))]
     pub async fn get_in(&self, scope: &JobScope, id: JobId) -> Result<Job, StoreError> {
         let mut sql =
             Sql::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND tenant_id = $2"))
@@ -1336,7 +1371,7 @@ async fn complete_in(
             let sql =
                 finish_args(&SUCCEED_SQL, JobState::Succeeded, now, fence, result.as_ref(), None);
             let row: Option<JobRow> = tx.fetch_optional(sql).await?;
-            out.push(row.ok_or(StoreError::Fenced).and_then(Job::try_from));
+            out.push(row.ok_or_else(|| fenced("succeeded")).and_then(Job::try_from));
         }
         return Ok(out);
     }
@@ -1358,10 +1393,18 @@ async fn complete_in(
         .map(|(claimed, _)| {
             by_id
                 .remove(&claimed.job.id.to_string())
-                .ok_or(StoreError::Fenced)
+                .ok_or_else(|| fenced("succeeded"))
                 .and_then(Job::try_from)
         })
         .collect())
+}
+
+/// A claimed job's row, with how long it had waited since it became available (milliseconds).
+#[derive(Debug, sqlx::FromRow)]
+struct ClaimRow {
+    #[sqlx(flatten)]
+    job: JobRow,
+    waited_ms: i64,
 }
 
 /// Claims inside an open transaction (see [`Store::claim`]).
@@ -1369,7 +1412,7 @@ async fn claim_in(
     tx: &mut Tx,
     want: &ClaimRequest<'_>,
     now: i64,
-) -> Result<Vec<JobRow>, StoreError> {
+) -> Result<Vec<ClaimRow>, StoreError> {
     if want.limit == 0 {
         return Ok(Vec::new());
     }
@@ -1384,13 +1427,13 @@ async fn claim_in(
             Sql::new(queues_sql).bind(i64::from(want.default_concurrency)).bind(now).bind(limit),
         )
         .await?;
-    let mut claimed: Vec<JobRow> = Vec::new();
+    let mut claimed: Vec<ClaimRow> = Vec::new();
     for (key, concurrency) in queues {
         let left = limit - count(claimed.len());
         if left <= 0 {
             break;
         }
-        let rows: Vec<JobRow> = tx
+        let rows: Vec<ClaimRow> = tx
             .fetch_all(
                 Sql::new(claim_sql)
                     .bind(want.owner)
@@ -1444,7 +1487,7 @@ pub(crate) async fn check_fence(tx: &mut Tx, fence: Fence, now: i64) -> Result<(
         )
         .await?;
     if affected == 0 {
-        return Err(StoreError::Fenced);
+        return Err(fenced("write"));
     }
     Ok(())
 }

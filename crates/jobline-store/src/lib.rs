@@ -24,6 +24,8 @@ mod events;
 mod idempotency;
 mod identity;
 mod jobs;
+mod maintenance;
+mod observe;
 mod operator;
 mod promotions;
 mod rows;
@@ -46,6 +48,7 @@ pub use jobs::{
     ClaimRequest, ClaimedJob, Fence, JobFile, JobFilter, JobPage, JobScope, Page, Rescued, Settled,
     ADOPTION_GRACE,
 };
+pub use maintenance::Purged;
 pub use operator::{
     dialect_of, EventQuery, EventTail, FileInfo, JobCursor, JobEvent, JobQuery, QueueStats,
     DIALECTS, TAIL_LOOKBACK,

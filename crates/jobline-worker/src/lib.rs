@@ -12,6 +12,7 @@ pub mod context;
 pub mod error;
 pub mod handler;
 pub mod jobs;
+pub mod retention;
 pub mod runtime;
 
 pub use breakpoints::Breakpoints;

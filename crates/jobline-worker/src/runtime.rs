@@ -451,7 +451,8 @@ impl Runtime {
         };
         for claimed in adopted {
             let this = self.clone();
-            let span = tracing::info_span!("adopted cancel", id = %claimed.job().id);
+            let job = claimed.job();
+            let span = tracing::info_span!("adopted cancel", job_id = %job.id, kind = %job.kind);
             tokio::spawn(
                 async move {
                     let claimed = Arc::new(claimed);
@@ -509,7 +510,7 @@ impl Runtime {
     async fn supervise(self, claimed: ClaimedJob) {
         let job = claimed.job();
         let span =
-            tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempt);
+            tracing::info_span!("job", job_id = %job.id, kind = %job.kind, attempt = job.attempt);
         let id = job.id;
         async {
             let token = self.inner.root.child_token();
@@ -551,15 +552,19 @@ impl Runtime {
             self.inner.breakpoints.clone(),
         );
         let h = handler.clone();
+        let started = Instant::now();
         let mut task = tokio::spawn(async move { h.run(ctx).await });
 
         let outcome = tokio::select! {
             r = &mut task => Some(r),
             () = token.cancelled() => None,
         };
+        // When the token was tripped (the select wakes at once), for the cancel histogram.
+        let mut tripped_at = None;
         let outcome = match outcome {
             Some(r) => Some(r),
             None => {
+                tripped_at = Some(Instant::now());
                 let stop = *reason.get().unwrap_or(&StopReason::Shutdown);
                 let deadline = match stop {
                     StopReason::Shutdown => self.inner.config.shutdown_grace,
@@ -578,6 +583,7 @@ impl Runtime {
             }
         };
         let stop = reason.get().copied();
+        record_run(&claimed.job().kind, started, outcome.as_ref(), stop, tripped_at);
         if stop == Some(StopReason::LeaseLost) {
             info!("lease lost; the job is no longer ours");
             return;
@@ -672,5 +678,37 @@ impl Runtime {
             }
             Err(e) => warn!(error = %e, "could not record cancel"),
         }
+    }
+}
+
+/// The runtime's figures for `/metrics`: how long the handler ran (by kind and outcome) and,
+/// for a cancel, how long the handler took to stop after the runtime tripped its token (the
+/// runtime learns of a cancel at once in-process or by NOTIFY, else at its next heartbeat).
+/// Durations are tokio time, never the wall clock.
+fn record_run(
+    kind: &str,
+    started: Instant,
+    outcome: Option<&Result<Result<Option<serde_json::Value>, JobError>, tokio::task::JoinError>>,
+    stop: Option<StopReason>,
+    tripped_at: Option<Instant>,
+) {
+    let label = match (outcome, stop) {
+        (_, Some(StopReason::LeaseLost)) => "lease_lost",
+        (Some(Ok(Ok(_))), _) => "succeeded",
+        (Some(Ok(Err(JobError::Cancelled))) | None, Some(StopReason::Shutdown)) => "released",
+        (Some(Ok(Err(JobError::Cancelled))), _) => "cancelled",
+        (None, _) => "abandoned",
+        (Some(Ok(Err(JobError::Retryable(_)))), _) => "retryable",
+        (Some(Ok(Err(JobError::Fatal(_)))), _) => "failed",
+        (Some(Err(_)), _) => "panicked",
+    };
+    let labels = [("kind", kind.to_owned()), ("outcome", label.to_owned())];
+    metrics::histogram!("jobline_job_run_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    if let (Some(StopReason::CancelRequested), Some(at)) = (stop, tripped_at) {
+        let stopped = if outcome.is_some() { "stopped" } else { "abandoned" };
+        let labels = [("kind", kind.to_owned()), ("outcome", stopped.to_owned())];
+        metrics::histogram!("jobline_cancel_stop_seconds", &labels)
+            .record(at.elapsed().as_secs_f64());
     }
 }

@@ -5,6 +5,9 @@
 //! know the address before anything is spawned) and passes the future that means "shut down"
 //! (a signal in `main`, a oneshot in tests).
 //!
+//! Besides HTTP and the worker, every node runs retention (`--retention-days`), and installs the
+//! process's metrics recorder for `GET /metrics` (`--metrics`).
+//!
 //! Shutdown order: stop accepting HTTP and let open requests finish (up to the grace period),
 //! while the worker runtime stops claiming and stops the jobs it runs at their next checkpoint
 //! (within the same grace), releasing them to their queues; then close the store.
@@ -15,10 +18,12 @@
 
 use crate::config::{redacted_url, Config};
 use crate::server::{self, ReadTimeouts};
+use crate::telemetry;
 use anyhow::Context;
 use jobline_core::{Clock, Role, SystemClock, TenantId};
-use jobline_http::AppState;
+use jobline_http::{AppState, MetricsRender};
 use jobline_store::{NewClient, Store};
+use jobline_worker::retention::{self, RETENTION_INTERVAL};
 use jobline_worker::{Registry, Runtime};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -46,6 +51,8 @@ pub struct Application {
     http_grace: Duration,
     read_timeouts: ReadTimeouts,
     token_lifetime: Duration,
+    retention: Option<Duration>,
+    metrics: bool,
 }
 
 impl std::fmt::Debug for Application {
@@ -103,6 +110,8 @@ impl Application {
                 body: config.body_read_timeout,
             },
             token_lifetime: config.token_lifetime,
+            retention: config.retention,
+            metrics: config.metrics,
         })
     }
 
@@ -139,12 +148,17 @@ impl Application {
             http_grace,
             read_timeouts,
             token_lifetime,
+            retention,
+            metrics,
             ..
         } = self;
         let stop = CancellationToken::new();
-        let state = AppState::new(store.clone())
+        let mut state = AppState::new(store.clone())
             .with_token_lifetime(token_lifetime)
             .with_stopping(stop.clone());
+        if let Some(handle) = metrics.then(telemetry::metrics_recorder).flatten() {
+            state = state.with_metrics(MetricsRender::new(move || handle.render()));
+        }
         let router = jobline_http::app(state);
         let signal = {
             let stop = stop.clone();
@@ -173,7 +187,13 @@ impl Application {
                 runtime.run(stop.clone()).await;
             }
         };
-        tokio::join!(http, worker);
+        // Every node runs it, API-only ones too; the store lets one delete at a time.
+        let retention = async {
+            if let Some(keep) = retention {
+                retention::run(store.clone(), keep, RETENTION_INTERVAL, stop.clone()).await;
+            }
+        };
+        tokio::join!(http, worker, retention);
         store.close().await;
         info!("stopped");
         Ok(())

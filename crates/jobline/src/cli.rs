@@ -39,7 +39,7 @@ variable (JOBLINE_DATABASE_URL, JOBLINE_DATA_DIR, JOBLINE_MAX_CONNECTIONS, JOBLI
 JOBLINE_WORKERS, JOBLINE_LEASE_SECS, JOBLINE_HEARTBEAT_MS, JOBLINE_CANCEL_DEADLINE_SECS, \
 JOBLINE_SHUTDOWN_GRACE_SECS, JOBLINE_QUEUE_CONCURRENCY, JOBLINE_PREFETCH, \
 JOBLINE_HEADER_READ_TIMEOUT_SECS, JOBLINE_BODY_READ_TIMEOUT_SECS, JOBLINE_TOKEN_LIFETIME_SECS, \
-JOBLINE_LOG_FORMAT), in the TOML file \
+JOBLINE_RETENTION_DAYS, JOBLINE_METRICS, JOBLINE_LOG_FORMAT), in the TOML file \
 named by --config or JOBLINE_CONFIG (keys are the long flag names in snake_case, for example \
 `database_url = \"postgres://jobline@db/jobline\"`), or left to its default.
 
@@ -48,7 +48,8 @@ client's credentials come from --url, --client-id and --client-secret, from JOBL
 JOBLINE_CLIENT_ID and JOBLINE_CLIENT_SECRET, or from the config file (url, client_id, \
 client_secret).
 
-Logs go to stderr; RUST_LOG filters them (default: info,sqlx=warn).";
+Logs go to stderr; RUST_LOG filters them (default: info,sqlx=warn). GET /metrics serves \
+Prometheus metrics without a token (turn it off with --metrics false).";
 
 const EXAMPLES: &str = "Examples:
   jobline serve

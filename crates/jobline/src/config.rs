@@ -39,6 +39,8 @@ pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 30;
 /// `client_body_timeout`). It bounds each pause, not the whole upload, so a 50 MB import on a
 /// slow link is never cut off while its bytes keep coming.
 pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 60;
+/// Days a finished job is kept by default before retention deletes it.
+pub const DEFAULT_RETENTION_DAYS: u64 = 30;
 /// Seconds an access token lives by default: an hour, as both vendors' tokens do.
 pub const DEFAULT_TOKEN_LIFETIME_SECS: u64 = jobline_http::DEFAULT_TOKEN_LIFETIME.as_secs();
 
@@ -162,6 +164,17 @@ pub struct ServeArgs {
     /// [default: 3600]
     #[arg(long, env = "JOBLINE_TOKEN_LIFETIME_SECS", value_name = "SECS")]
     pub token_lifetime_secs: Option<u64>,
+
+    /// Days a finished job (succeeded, failed, cancelled) is kept after it ended; then it is
+    /// deleted with its errors and files (never the records it made). 0 keeps jobs forever
+    /// [default: 30]
+    #[arg(long, env = "JOBLINE_RETENTION_DAYS", value_name = "DAYS")]
+    pub retention_days: Option<u64>,
+
+    /// Serve Prometheus metrics on GET /metrics, without a token (aggregate figures only: no
+    /// tenant, id or request data); `false` leaves the route out [default: true]
+    #[arg(long, env = "JOBLINE_METRICS", value_name = "BOOL")]
+    pub metrics: Option<bool>,
 }
 
 impl ServeArgs {
@@ -234,6 +247,11 @@ impl ServeArgs {
                 .unwrap_or(DEFAULT_TOKEN_LIFETIME_SECS),
             1,
         )?);
+        let retention_days =
+            self.retention_days.or(file.retention_days).unwrap_or(DEFAULT_RETENTION_DAYS);
+        let retention = (retention_days > 0)
+            .then(|| Duration::from_secs(retention_days.saturating_mul(86_400)));
+        let metrics = self.metrics.or(file.metrics).unwrap_or(true);
         Ok(Config {
             store,
             listen,
@@ -242,6 +260,8 @@ impl ServeArgs {
             header_read_timeout,
             body_read_timeout,
             token_lifetime,
+            retention,
+            metrics,
         })
     }
 }
@@ -279,6 +299,10 @@ pub struct FileConfig {
     pub body_read_timeout_secs: Option<u64>,
     /// See `--token-lifetime-secs`.
     pub token_lifetime_secs: Option<u64>,
+    /// See `--retention-days`.
+    pub retention_days: Option<u64>,
+    /// See `--metrics`.
+    pub metrics: Option<bool>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
     /// See `--url` (the `jobs` and `queues` commands).
@@ -322,6 +346,10 @@ pub struct Config {
     pub body_read_timeout: Duration,
     /// How long access tokens live.
     pub token_lifetime: Duration,
+    /// How long finished jobs are kept; `None` keeps them forever.
+    pub retention: Option<Duration>,
+    /// Whether `GET /metrics` is served.
+    pub metrics: bool,
 }
 
 impl Config {
@@ -335,6 +363,8 @@ impl Config {
             header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
             body_read_timeout: Duration::from_secs(DEFAULT_BODY_READ_TIMEOUT_SECS),
             token_lifetime: Duration::from_secs(DEFAULT_TOKEN_LIFETIME_SECS),
+            retention: Some(Duration::from_secs(DEFAULT_RETENTION_DAYS * 86_400)),
+            metrics: true,
         }
     }
 }
@@ -386,6 +416,18 @@ mod tests {
         assert_eq!(config.header_read_timeout, Duration::from_secs(30));
         assert_eq!(config.body_read_timeout, Duration::from_secs(60));
         assert_eq!(config.token_lifetime, Duration::from_secs(3600));
+        assert_eq!(config.retention, Some(Duration::from_secs(30 * 86_400)));
+        assert!(config.metrics);
+    }
+
+    #[test]
+    fn retention_comes_from_the_flag_or_the_file_and_zero_keeps_forever() {
+        let from_file = serve(&ServeArgs::default(), "retention_days = 7").unwrap();
+        assert_eq!(from_file.retention, Some(Duration::from_secs(7 * 86_400)));
+        let forever = ServeArgs { retention_days: Some(0), ..ServeArgs::default() };
+        assert_eq!(serve(&forever, "retention_days = 7").unwrap().retention, None);
+        let off = serve(&ServeArgs::default(), "metrics = false").unwrap();
+        assert!(!off.metrics);
     }
 
     #[test]

@@ -97,6 +97,7 @@ pub async fn create(
         StoreError::SubjectBusy { .. } => EpError::TooManyJobs,
         other => other.into(),
     })?;
+    crate::observe::record_job_id(job.id);
     Ok(Created(Json(Document { data: PromotionJob::new(&job, family) })))
 }
 

@@ -150,6 +150,7 @@ pub async fn import_products(
             Some(input),
         )
         .await?;
+    crate::observe::record_job_id(job.id);
     Ok(Created(Json(JobDocument { data: render(&job) })))
 }
 
@@ -184,6 +185,7 @@ pub async fn import_prices(
         .store
         .enqueue_with_input(new_job(&caller, &rid, kinds::pxm::PRICE_IMPORT, payload), Some(input))
         .await?;
+    crate::observe::record_job_id(job.id);
     Ok(Created(Json(JobDocument { data: render(&job) })))
 }
 
@@ -222,6 +224,7 @@ pub async fn export_products(
     });
     let job =
         app.store.enqueue(new_job(&caller, &rid, kinds::pxm::PRODUCT_EXPORT, payload)).await?;
+    crate::observe::record_job_id(job.id);
     Ok(Created(Json(JobDocument { data: render(&job) })))
 }
 

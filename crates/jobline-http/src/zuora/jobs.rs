@@ -106,6 +106,7 @@ pub async fn create(
         new = new.awaiting_input();
     }
     let job = app.store.enqueue_limited(new, MAX_ACTIVE_JOBS).await?;
+    crate::observe::record_job_id(job.id);
     Ok(Json(BulkJob::from(&job)))
 }
 

@@ -290,6 +290,10 @@ async fn help_explains_every_setting_and_gives_examples() {
         "--max-connections",
         "--log-format",
         "--token-lifetime-secs",
+        "--retention-days",
+        "JOBLINE_RETENTION_DAYS",
+        "--metrics",
+        "JOBLINE_METRICS",
         "Examples:",
     ] {
         assert!(help.contains(expected), "serve --help lacks {expected:?}");

@@ -10,6 +10,7 @@ mod cli;
 mod edge;
 mod engine;
 mod helpers;
+mod metrics;
 mod native;
 mod promotions;
 mod pxm;

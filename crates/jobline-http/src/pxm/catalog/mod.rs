@@ -119,6 +119,7 @@ async fn enqueue(
         .with_subject(subject)
         .with_origin(Some(rid.as_str().to_owned()), Some(caller.client_id()));
     let job = app.store.enqueue(job).await?;
+    crate::observe::record_job_id(job.id);
     Ok(crate::ep::Created(Json(JobDocument { data: super::jobs::render(&job) })))
 }
 
