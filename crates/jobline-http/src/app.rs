@@ -49,7 +49,8 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::pxm::routes())
         .merge(crate::promotions::routes())
         .merge(crate::files::routes())
-        .merge(crate::zuora::routes(state.clone()));
+        .merge(crate::zuora::routes(state.clone()))
+        .merge(crate::openapi::routes());
     with_shared_middleware(routes.with_state(state))
 }
 

@@ -18,6 +18,7 @@ pub mod app;
 pub mod ep;
 pub mod files;
 mod health;
+pub mod openapi;
 pub mod promotions;
 pub mod pxm;
 pub mod request_id;
