@@ -10,6 +10,7 @@ mod cli;
 mod edge;
 mod engine;
 mod helpers;
+mod openapi;
 mod promotions;
 mod pxm;
 mod pxm_catalog;
