@@ -158,6 +158,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/objects/jobs/{id}/cancel"),
 ];
 
+/// The handlers the document describes, and what `Modify` steps add.
+///
+/// Adding routes (the native `/v1` API included): put `#[utoipa::path]` on each handler (with
+/// `tag = "v1"`, `security(("bearer" = []))` and its error shape under `"4XX"`), `ToSchema` on
+/// its DTOs, name the handlers in `paths(...)` below and the tag in `tags(...)`, and add each
+/// (method, path) to [`ROUTES`]; the tests here and in `tests/api/openapi.rs` then hold the
+/// router, the list and the document to each other, and `e2e/openapi/run.sh` fuzzes the new
+/// operations with the rest.
 #[derive(OpenApi)]
 #[openapi(
     info(
