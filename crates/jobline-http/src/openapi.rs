@@ -311,6 +311,98 @@ pub struct ZuoraTokenForm {
     pub client_secret: String,
 }
 
+/// `POST`/`PUT` of a promotion: `{"data": {…}}` (the bare object is accepted too); other
+/// attributes are the client's own and kept as given.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PromotionBody {
+    /// The promotion.
+    pub data: PromotionAttributes,
+}
+
+/// A promotion's attributes in a request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PromotionAttributes {
+    /// `promotion` or `rule_promotion`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Required on create.
+    pub name: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// The most codes the promotion may have (a jobline extension).
+    pub max_codes: Option<u64>,
+}
+
+/// `POST`/`DELETE` of codes: `{"data": {"type": "promotion_codes", "codes": […]}}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CodesBody {
+    /// The codes.
+    pub data: CodesData,
+}
+
+/// The codes of a request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CodesData {
+    /// `promotion_codes`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The codes.
+    pub codes: Vec<CodeSpec>,
+}
+
+/// One code of a request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CodeSpec {
+    /// The code itself.
+    pub code: String,
+    /// How often it may be used.
+    pub max_uses: Option<u64>,
+    /// What one use consumes (`per_application`, `per_checkout`, `per_item`, `per_cart`).
+    pub consume_unit: Option<String>,
+}
+
+/// `POST …/jobs`: `{"data": {"type": "promotion_job", "job_type": …}}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PromotionJobBody {
+    /// The job.
+    pub data: PromotionJobSpec,
+}
+
+/// A promotion job of a request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PromotionJobSpec {
+    /// `promotion_job`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// `code_generate` or `code_export`.
+    #[schema(example = "code_generate")]
+    pub job_type: String,
+    /// A name for the job.
+    pub name: Option<String>,
+    /// `code_generate`: `number_of_codes`, `consume_unit`, `max_uses_per_code`, …
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// `POST /objects/records/default/{object}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RecordsBody {
+    /// The records, custom fields flat.
+    #[schema(value_type = Vec<Object>)]
+    pub records: Vec<serde_json::Value>,
+    /// Keep the good records when some are refused.
+    #[serde(rename = "allowPartialSuccess")]
+    pub allow_partial_success: Option<bool>,
+}
+
+/// `POST /objects/definitions/default`: `{"definitions": {name: schema}}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DefinitionsBody {
+    /// One JSON schema per object name.
+    #[schema(value_type = Object)]
+    pub definitions: serde_json::Value,
+}
+
 /// A multipart upload with the file in its `file` part.
 #[derive(Debug, ToSchema)]
 pub struct Upload {
@@ -581,19 +673,19 @@ mod tests {
     }
 
     /// Every `$ref` in `v`, with where it was found.
-    fn refs<'v>(v: &'v Value, at: String, out: &mut Vec<(String, &'v str)>) {
+    fn refs<'v>(v: &'v Value, at: &str, out: &mut Vec<(String, &'v str)>) {
         match v {
             Value::Object(m) => {
                 for (k, v) in m {
                     match (k.as_str(), v) {
-                        ("$ref", Value::String(r)) => out.push((at.clone(), r)),
-                        _ => refs(v, format!("{at}/{k}"), out),
+                        ("$ref", Value::String(r)) => out.push((at.to_owned(), r)),
+                        _ => refs(v, &format!("{at}/{k}"), out),
                     }
                 }
             }
             Value::Array(a) => {
                 for (i, v) in a.iter().enumerate() {
-                    refs(v, format!("{at}/{i}"), out);
+                    refs(v, &format!("{at}/{i}"), out);
                 }
             }
             _ => {}
@@ -611,7 +703,7 @@ mod tests {
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1."), "{}", doc["openapi"]);
         assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
         let mut found = Vec::new();
-        refs(&doc, String::new(), &mut found);
+        refs(&doc, "", &mut found);
         assert!(!found.is_empty());
         for (at, r) in found {
             assert!(resolve(&doc, r).is_some(), "{at}: $ref {r} does not resolve");

@@ -80,7 +80,7 @@ pub async fn list(
 
 /// `POST /v2/promotions/{id}/codes`: adds the given codes; ones the promotion has are skipped
 /// and counted.
-#[utoipa::path(post, path = "/v2/promotions/{id}/codes", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = crate::openapi::AnyObject, responses((status = 201, description = "what was added", body = Document<CodesAdded>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
+#[utoipa::path(post, path = "/v2/promotions/{id}/codes", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = crate::openapi::CodesBody, responses((status = 201, description = "what was added", body = Document<CodesAdded>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn add(
     State(app): State<AppState>,
     Extension(family): Extension<Family>,
@@ -114,7 +114,7 @@ pub async fn add(
 
 /// `DELETE /v2/promotions/{id}/codes` with `{"data": [{"code": …}, …]}`: deletes those codes.
 /// The body is read by hand because Elastic Path clients may send it without a content type.
-#[utoipa::path(delete, path = "/v2/promotions/{id}/codes", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = crate::openapi::AnyObject, responses((status = 204, description = "deleted"), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
+#[utoipa::path(delete, path = "/v2/promotions/{id}/codes", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = crate::openapi::CodesBody, responses((status = 204, description = "deleted"), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn remove(
     State(app): State<AppState>,
     caller: EpAdmin,

@@ -52,7 +52,7 @@ fn parse_id(id: &str) -> Result<JobId, EpError> {
 /// "parameters"?}}` or the same fields unwrapped. Parameters are checked now (422 naming the
 /// field); the code limit is checked when the job runs (DECISIONS.md). A second unfinished job
 /// on the promotion is 400 `Too many jobs` (B.5).
-#[utoipa::path(post, path = "/v2/promotions/{id}/jobs", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = crate::openapi::AnyObject, responses((status = 201, description = "the job", body = Document<PromotionJob>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
+#[utoipa::path(post, path = "/v2/promotions/{id}/jobs", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = crate::openapi::PromotionJobBody, responses((status = 201, description = "the job", body = Document<PromotionJob>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn create(
     State(app): State<AppState>,
     Extension(family): Extension<Family>,

@@ -46,7 +46,7 @@ fn not_found(e: jobline_store::StoreError) -> EpError {
 }
 
 /// `POST /v2/promotions`.
-#[utoipa::path(post, path = "/v2/promotions", tag = "promotions", security(("bearer" = [])), request_body = crate::openapi::AnyObject, responses((status = 201, description = "the promotion", body = Document<PromotionResource>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
+#[utoipa::path(post, path = "/v2/promotions", tag = "promotions", security(("bearer" = [])), request_body = crate::openapi::PromotionBody, responses((status = 201, description = "the promotion", body = Document<PromotionResource>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn create(
     State(app): State<AppState>,
     Extension(family): Extension<Family>,
@@ -91,7 +91,7 @@ pub async fn get_one(
 
 /// `PUT /v2/promotions/{id}`: fields given are changed, others kept; an attribute set to
 /// `null` is removed.
-#[utoipa::path(put, path = "/v2/promotions/{id}", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = crate::openapi::AnyObject, responses((status = 200, description = "the promotion", body = Document<PromotionResource>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
+#[utoipa::path(put, path = "/v2/promotions/{id}", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = crate::openapi::PromotionBody, responses((status = 200, description = "the promotion", body = Document<PromotionResource>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn update(
     State(app): State<AppState>,
     Extension(family): Extension<Family>,

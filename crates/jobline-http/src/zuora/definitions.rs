@@ -42,7 +42,7 @@ pub async fn list(
 }
 
 /// `POST /objects/definitions/default`: creates every definition given, or none.
-#[utoipa::path(post, path = "/objects/definitions/default", tag = "zuora", security(("bearer" = [])), request_body = crate::openapi::AnyObject, responses((status = 200, description = "the definitions made", body = crate::openapi::AnyObject), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
+#[utoipa::path(post, path = "/objects/definitions/default", tag = "zuora", security(("bearer" = [])), request_body = crate::openapi::DefinitionsBody, responses((status = 200, description = "the definitions made", body = crate::openapi::AnyObject), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn create(
     State(app): State<AppState>,
     caller: ZuoraCaller,

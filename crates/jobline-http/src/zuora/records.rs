@@ -70,7 +70,7 @@ fn detail(e: &FieldError, record: &Map<String, Value>) -> Value {
 }
 
 /// `POST /objects/records/default/{object}`.
-#[utoipa::path(post, path = "/objects/records/default/{object}", tag = "zuora", security(("bearer" = [])), params(("object" = String, Path, description = "the object")), request_body = crate::openapi::AnyObject, responses((status = 200, description = "the records made", body = crate::openapi::AnyObject), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
+#[utoipa::path(post, path = "/objects/records/default/{object}", tag = "zuora", security(("bearer" = [])), params(("object" = String, Path, description = "the object")), request_body = crate::openapi::RecordsBody, responses((status = 200, description = "the records made", body = crate::openapi::AnyObject), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn create(
     State(app): State<AppState>,
     caller: ZuoraCaller,
