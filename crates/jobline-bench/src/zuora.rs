@@ -1,11 +1,13 @@
-//! Zuora scenario: a bulk create job from a 15 MB CSV, measured through the real `zuora/bulk`
-//! handler, beside raw multi-row INSERTs of as many records (the ceiling).
+//! Zuora scenarios: a bulk create job from a 15 MB CSV, measured through the real `zuora/bulk`
+//! handler, beside raw multi-row INSERTs of as many records (the ceiling); then, with the
+//! object topped up to 1,000,000 records, selective `q` queries through the store's query path
+//! (the one `GET /objects/records/default/{object}?q=` runs), p50 / p99.
 
-use crate::{per_sec, Report};
+use crate::{ms, per_sec, percentile, Report};
 use anyhow::{bail, Result};
-use jobline_core::zuora::ObjectSchema;
+use jobline_core::zuora::{ObjectSchema, Query};
 use jobline_core::{files, kinds, Clock, JobState, NewJob, SystemClock, TenantId};
-use jobline_store::JobFile;
+use jobline_store::{JobFile, Partial, RecordFilter, RecordOp, Store};
 use jobline_testkit::{Engine, TestDb};
 use jobline_worker::{Registry, Runtime, RuntimeConfig};
 use std::sync::Arc;
@@ -56,6 +58,94 @@ fn definition() -> Result<serde_json::Value> {
     Ok(schema.document)
 }
 
+/// Records in the object when the queries are measured.
+const QUERY_RECORDS: usize = 1_000_000;
+/// Queries of each shape measured (after as many warm-up queries).
+const QUERY_SAMPLES: usize = 300;
+
+/// The fields of record `n`, as the CSV has them.
+fn fields(n: usize) -> serde_json::Map<String, serde_json::Value> {
+    let v = serde_json::json!({
+        "vin__c": format!("VIN{n:014}"),
+        "make__c": format!("Make {}", n % 50),
+        "model__c": format!("Model {}", n % 300),
+        "year__c": 1990 + n % 35,
+        "price__c": (1000 + n % 90000) as f64 + 0.99,
+        "used__c": n.is_multiple_of(2),
+    });
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
+/// A query shape: its name, the `q` for record number `k`, and how many records it matches.
+type Shape = (&'static str, fn(usize) -> String, usize);
+
+/// Tops the object up from `from` to [`QUERY_RECORDS`] records through the store's own
+/// write path (so every record has its key rows), then times `q` queries of three shapes,
+/// each on record numbers spread over the whole object.
+async fn queries(
+    engine: Engine,
+    store: &Store,
+    t: &TenantId,
+    from: usize,
+    r: &mut Report,
+) -> Result<()> {
+    let unique = ["vin__c".to_owned()];
+    let mut n = from;
+    while n < QUERY_RECORDS {
+        let end = (n + 5_000).min(QUERY_RECORDS);
+        let ops: Vec<RecordOp> = (n..end).map(|k| RecordOp::Create(fields(k))).collect();
+        let out =
+            store.zuora_write_records(t, "vehicle", &ops, &unique, "bench", Partial::Allow).await?;
+        if let Some(e) = out.iter().find_map(|o| o.as_ref().err()) {
+            bail!("topping up the object failed: {e:?}");
+        }
+        n = end;
+    }
+    let schema = ObjectSchema::from_stored(&definition()?).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let shapes: [Shape; 3] = [
+        ("`vin__c:<one VIN>` (1 match)", |k| format!("vin__c:VIN{k:014}"), 1),
+        (
+            "`vin__c:[<VIN> TO <VIN + 9>]` (10 matches)",
+            |k| format!("vin__c:[VIN{k:014} TO VIN{:014}]", k + 9),
+            10,
+        ),
+        (
+            "`year__c:<y> AND vin__c:<one VIN>` (1 match)",
+            |k| format!("year__c:{} AND vin__c:VIN{k:014}", 1990 + k % 35),
+            1,
+        ),
+    ];
+    for (name, q, want) in shapes {
+        let mut samples = Vec::with_capacity(QUERY_SAMPLES);
+        for i in 0..2 * QUERY_SAMPLES {
+            // Spread over the whole object: record numbers by a stride coprime to its size.
+            let k = (i * 7_919 + 13) % (QUERY_RECORDS - 10);
+            let query = Query::parse(&q(k), &schema).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let filter =
+                RecordFilter { query: Some(&query), limit: Some(50), ..RecordFilter::default() };
+            let started = Instant::now();
+            let found = store.zuora_query_records(t, "vehicle", &filter).await?;
+            let took = started.elapsed();
+            if found.len() != want {
+                bail!("{} found {} records, not {want}", q(k), found.len());
+            }
+            if i >= QUERY_SAMPLES {
+                samples.push(took);
+            }
+        }
+        samples.sort();
+        r.add(
+            engine,
+            &format!("Zuora `q` on {QUERY_RECORDS} records, {name}, p50 / p99"),
+            format!("{} / {}", ms(percentile(&samples, 0.5)), ms(percentile(&samples, 0.99))),
+        );
+    }
+    Ok(())
+}
+
 /// Measures the bulk create and the ceiling on `engine`.
 pub(crate) async fn bench(engine: Engine, r: &mut Report) -> Result<()> {
     let db = TestDb::new(engine).await;
@@ -88,6 +178,7 @@ pub(crate) async fn bench(engine: Engine, r: &mut Report) -> Result<()> {
         &format!("Zuora bulk create, 15 MB CSV ({records} records), records/s"),
         per_sec(records, took),
     );
+    queries(engine, &store, &t, records, r).await?;
     store.close().await;
 
     let took = raw_records(engine, records).await?;

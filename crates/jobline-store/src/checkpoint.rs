@@ -79,6 +79,33 @@ pub(crate) async fn advance(
     Err(StoreError::Replayed { from: step.from })
 }
 
+/// Opens a job's one-shot effect (a hierarchy duplicate, a child-product build): one step
+/// from `at` to `at + 1` whose state is filled in by [`settle_once`] when the effect knows its
+/// outcome, in the same transaction. A retry after the effect committed finds the position
+/// past `at` (`Replayed`) and reads the outcome from the checkpoint instead of doing it again.
+pub(crate) async fn open_once(
+    tx: &mut Tx,
+    fence: Fence,
+    at: u64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let step = Step { from: at, to: at + 1, total: Some(at + 1), state: &serde_json::Value::Null };
+    advance(tx, fence, &step, now).await
+}
+
+/// Stores a one-shot effect's `outcome` as the checkpoint state of the step [`open_once`]
+/// opened at `at` (same transaction, so the outcome commits with the effect or not at all).
+pub(crate) async fn settle_once(
+    tx: &mut Tx,
+    fence: Fence,
+    at: u64,
+    outcome: &serde_json::Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    let step = Step { from: at + 1, to: at + 1, total: Some(at + 1), state: outcome };
+    advance(tx, fence, &step, now).await
+}
+
 impl Store {
     /// Commits a batch that has no effects of its own, only errors (rows that could not be
     /// read) and the checkpoint move. Same guarantees as every batch (see the module docs).

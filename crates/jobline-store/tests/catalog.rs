@@ -224,8 +224,8 @@ async fn another_tenants_records_are_not_found(engine: Engine) {
     // Fenced job writes are scoped the same way.
     let job = running_job(&store, &mine).await;
     let copy = HierarchyCopy::default();
-    assert!(is_not_found(store.duplicate_hierarchy(job.fence(), &mine, h.id, &copy).await));
-    assert!(is_not_found(store.build_child_products(job.fence(), &mine, p.id).await));
+    assert!(is_not_found(store.duplicate_hierarchy(job.fence(), 0, &mine, h.id, &copy).await));
+    assert!(is_not_found(store.build_child_products(job.fence(), 0, &mine, p.id).await));
     let book = PriceBookRef::Id(pb.id);
     let price = price_input("s3", None, 1);
     assert!(is_not_found(store.upsert_price(job.fence(), &mine, &book, &price).await));
@@ -339,10 +339,13 @@ async fn stale_fence_refuses_every_catalog_job_write(engine: Engine) {
     assert!(matches!(store.import_products(fence, &t, &rows).await, Err(StoreError::Fenced)));
     let copy = HierarchyCopy { include_products: true, ..HierarchyCopy::default() };
     assert!(matches!(
-        store.duplicate_hierarchy(fence, &t, h.id, &copy).await,
+        store.duplicate_hierarchy(fence, 0, &t, h.id, &copy).await,
         Err(StoreError::Fenced)
     ));
-    assert!(matches!(store.build_child_products(fence, &t, p.id).await, Err(StoreError::Fenced)));
+    assert!(matches!(
+        store.build_child_products(fence, 0, &t, p.id).await,
+        Err(StoreError::Fenced)
+    ));
     let pb = PriceBookInput { name: "New".into(), ..Default::default() };
     assert!(matches!(store.upsert_pricebook(fence, &t, &pb).await, Err(StoreError::Fenced)));
     let price = price_input("s", None, 1);
@@ -445,9 +448,11 @@ async fn hierarchy_duplicates_with_and_without_products(engine: Engine) {
     let job = running_job(&store, &t).await;
     let copy =
         HierarchyCopy { name: Some("Clothes 2".into()), description: None, include_products: true };
-    let with = store.duplicate_hierarchy(job.fence(), &t, h.id, &copy).await.unwrap();
-    let plain =
-        store.duplicate_hierarchy(job.fence(), &t, h.id, &HierarchyCopy::default()).await.unwrap();
+    let with = store.duplicate_hierarchy(job.fence(), 0, &t, h.id, &copy).await.unwrap();
+    let plain = store
+        .duplicate_hierarchy(job.fence(), 1, &t, h.id, &HierarchyCopy::default())
+        .await
+        .unwrap();
 
     let copied = store.get_hierarchy(&t, with).await.unwrap();
     assert_eq!(copied.name, "Clothes 2");
@@ -473,6 +478,36 @@ async fn hierarchy_duplicates_with_and_without_products(engine: Engine) {
     // The source is untouched.
     assert_eq!(store.list_node_products(&t, c.id, 0, 10).await.unwrap().total, 2);
     assert_eq!(store.list_hierarchies(&t, 0, 10).await.unwrap().total, 3);
+}
+
+/// A one-shot job effect (a hierarchy duplicate, a child-product build) commits with the job's
+/// checkpoint, which holds its outcome: run again from the same position (a retry after a
+/// crash between the commit and the job's completion), it is `Replayed` and writes nothing.
+async fn one_shot_effects_commit_once_and_a_replay_writes_nothing(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let t = tenant("t1");
+    let h = store.create_hierarchy(&t, &hierarchy("Clothes")).await.unwrap();
+    store.create_node(&t, h.id, None, &node("A")).await.unwrap();
+    let s = shirt(&store, &t).await;
+    let job = running_job(&store, &t).await;
+    let plain = HierarchyCopy::default();
+
+    let copy = store.duplicate_hierarchy(job.fence(), 0, &t, h.id, &plain).await.unwrap();
+    let again = store.duplicate_hierarchy(job.fence(), 0, &t, h.id, &plain).await;
+    assert!(matches!(again, Err(StoreError::Replayed { from: 0 })), "{again:?}");
+    assert_eq!(store.list_hierarchies(&t, 0, 10).await.unwrap().total, 2, "one copy");
+    let held = store.get(&t, job.job().id).await.unwrap();
+    assert_eq!(held.checkpoint.position, 1);
+    assert_eq!(held.checkpoint.state, json!({"hierarchy_id": copy.to_string()}));
+
+    let built = store.build_child_products(job.fence(), 1, &t, s.id).await.unwrap();
+    assert_eq!(built.created.len(), 6);
+    let again = store.build_child_products(job.fence(), 1, &t, s.id).await;
+    assert!(matches!(again, Err(StoreError::Replayed { from: 1 })), "{again:?}");
+    assert_eq!(children_of(&store, &t, s.id).await.len(), 6, "built once");
+    let held = store.get(&t, job.job().id).await.unwrap();
+    assert_eq!(held.checkpoint.position, 2);
+    assert_eq!(held.checkpoint.state, json!({"created": 6, "kept": 0, "deleted": 0}));
 }
 
 fn variation(name: &str) -> VariationInput {
@@ -539,7 +574,7 @@ async fn builds_one_child_per_option_combination(engine: Engine) {
     assert_eq!(listed[1].options.len(), 3);
 
     let job = running_job(&store, &t).await;
-    let out = store.build_child_products(job.fence(), &t, s.id).await.unwrap();
+    let out = store.build_child_products(job.fence(), 0, &t, s.id).await.unwrap();
     assert_eq!((out.created.len(), out.kept.len(), out.deleted.len()), (6, 0, 0));
     let children = children_of(&store, &t, s.id).await;
     assert_eq!(children.len(), 6);
@@ -580,7 +615,7 @@ async fn build_rules_exclude_combinations(engine: Engine) {
     }));
     store.update_product(&t, s.id, &edit).await.unwrap();
     let job = running_job(&store, &t).await;
-    let out = store.build_child_products(job.fence(), &t, s.id).await.unwrap();
+    let out = store.build_child_products(job.fence(), 0, &t, s.id).await.unwrap();
     assert_eq!(out.created.len(), 5);
     let children = children_of(&store, &t, s.id).await;
     assert!(children.iter().all(|c| c.sku.as_deref() != Some("SH-Large-Red")));
@@ -592,7 +627,7 @@ async fn build_rules_exclude_combinations(engine: Engine) {
         "exclude": [[s.large.to_string(), s.red.to_string()]],
     }));
     store.update_product(&t, s.id, &edit).await.unwrap();
-    let out = store.build_child_products(job.fence(), &t, s.id).await.unwrap();
+    let out = store.build_child_products(job.fence(), 1, &t, s.id).await.unwrap();
     assert_eq!((out.created.len(), out.kept.len(), out.deleted.len()), (0, 2, 3));
     let skus: BTreeSet<String> =
         children_of(&store, &t, s.id).await.into_iter().filter_map(|c| c.sku).collect();
@@ -607,7 +642,7 @@ async fn rebuild_keeps_ids_when_options_change_and_replaces_them_when_variations
     let t = tenant("t1");
     let s = shirt(&store, &t).await;
     let job = running_job(&store, &t).await;
-    let first = store.build_child_products(job.fence(), &t, s.id).await.unwrap();
+    let first = store.build_child_products(job.fence(), 0, &t, s.id).await.unwrap();
     let before: BTreeSet<ProductId> = first.created.iter().copied().collect();
 
     // A new option and a parent edit: the six children keep their ids and follow the parent.
@@ -616,7 +651,7 @@ async fn rebuild_keeps_ids_when_options_change_and_replaces_them_when_variations
     let mut edit = ProductInput::from(&store.get_product(&t, s.id).await.unwrap());
     edit.description = "New text".into();
     store.update_product(&t, s.id, &edit).await.unwrap();
-    let second = store.build_child_products(job.fence(), &t, s.id).await.unwrap();
+    let second = store.build_child_products(job.fence(), 1, &t, s.id).await.unwrap();
     assert_eq!((second.created.len(), second.kept.len(), second.deleted.len()), (3, 6, 0));
     assert_eq!(second.kept.iter().copied().collect::<BTreeSet<_>>(), before);
     let children = children_of(&store, &t, s.id).await;
@@ -632,7 +667,7 @@ async fn rebuild_keeps_ids_when_options_change_and_replaces_them_when_variations
         )
         .await
         .unwrap();
-    let third = store.build_child_products(job.fence(), &t, s.id).await.unwrap();
+    let third = store.build_child_products(job.fence(), 2, &t, s.id).await.unwrap();
     assert_eq!((third.created.len(), third.kept.len(), third.deleted.len()), (0, 9, 0));
     let skus: BTreeSet<String> =
         children_of(&store, &t, s.id).await.into_iter().filter_map(|c| c.sku).collect();
@@ -643,7 +678,7 @@ async fn rebuild_keeps_ids_when_options_change_and_replaces_them_when_variations
     let mut child_edit = ProductInput::from(&store.get_product(&t, edited_id).await.unwrap());
     child_edit.name = "My own name".into();
     assert!(store.update_product(&t, edited_id, &child_edit).await.unwrap().independent);
-    let fourth = store.build_child_products(job.fence(), &t, s.id).await.unwrap();
+    let fourth = store.build_child_products(job.fence(), 3, &t, s.id).await.unwrap();
     assert_eq!((fourth.created.len(), fourth.kept.len(), fourth.deleted.len()), (0, 8, 0));
     assert_eq!(store.get_product(&t, edited_id).await.unwrap().name, "My own name");
 
@@ -651,7 +686,7 @@ async fn rebuild_keeps_ids_when_options_change_and_replaces_them_when_variations
     let material = store.create_variation(&t, &variation("Material")).await.unwrap();
     store.create_variation_option(&t, material.id, &option("Cotton")).await.unwrap();
     store.link_product_variation(&t, s.id, material.id).await.unwrap();
-    let fifth = store.build_child_products(job.fence(), &t, s.id).await.unwrap();
+    let fifth = store.build_child_products(job.fence(), 4, &t, s.id).await.unwrap();
     assert_eq!((fifth.created.len(), fifth.kept.len(), fifth.deleted.len()), (9, 0, 8));
     assert!(fifth.created.iter().all(|id| !before.contains(id)));
     let children = children_of(&store, &t, s.id).await;
@@ -662,7 +697,7 @@ async fn rebuild_keeps_ids_when_options_change_and_replaces_them_when_variations
     for v in [material.id, s.size, s.colour] {
         store.unlink_product_variation(&t, s.id, v).await.unwrap();
     }
-    let last = store.build_child_products(job.fence(), &t, s.id).await.unwrap();
+    let last = store.build_child_products(job.fence(), 5, &t, s.id).await.unwrap();
     assert_eq!((last.created.len(), last.kept.len(), last.deleted.len()), (0, 0, 9));
 }
 
@@ -678,7 +713,7 @@ async fn ambiguous_rules_and_unsafe_slugs_fail_the_build_and_write_nothing(engin
     }));
     store.update_product(&t, s.id, &edit).await.unwrap();
     let job = running_job(&store, &t).await;
-    match store.build_child_products(job.fence(), &t, s.id).await {
+    match store.build_child_products(job.fence(), 0, &t, s.id).await {
         Err(StoreError::Invalid(errors)) => assert_eq!(errors[0].message, AMBIGUOUS_RULES),
         other => panic!("{other:?}"),
     }
@@ -687,7 +722,7 @@ async fn ambiguous_rules_and_unsafe_slugs_fail_the_build_and_write_nothing(engin
     edit.build_rules = Some(serde_json::Value::Null);
     store.update_product(&t, s.id, &edit).await.unwrap();
     store.create_variation_option(&t, s.colour, &option("Grün")).await.unwrap();
-    match store.build_child_products(job.fence(), &t, s.id).await {
+    match store.build_child_products(job.fence(), 0, &t, s.id).await {
         Err(StoreError::Invalid(errors)) => {
             assert!(errors[0].message.starts_with("slug must be URL compatible"), "{errors:?}")
         }
@@ -1539,6 +1574,7 @@ async fn price_batch_matches_object_by_object(engine: Engine) {
 }
 
 on_both_engines!(
+    one_shot_effects_commit_once_and_a_replay_writes_nothing,
     products_are_created_read_listed_updated_and_deleted,
     invalid_inputs_are_refused_before_anything_is_written,
     unique_rules_answer_duplicate_with_stable_names,

@@ -6,7 +6,9 @@
 use jobline_core::{files, kinds, FakeClock, Job, JobId, JobState, KindSpec, NewJob, TenantId};
 use jobline_store::{JobFile, Store};
 use jobline_testkit::{on_both_engines, Engine, TestDb};
-use jobline_worker::jobs::pxm::{price_import, product_import};
+use jobline_worker::jobs::pxm::{
+    child_products, hierarchy_duplicate, price_import, product_import,
+};
 use jobline_worker::{Registry, Runtime, RuntimeConfig};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -324,9 +326,110 @@ async fn price_import_resumes_after_a_graceful_release_as_if_uninterrupted(engin
     assert_eq!(price_import(engine, false, Some(Interrupt::Release { n: 1, at: 500 })).await, want);
 }
 
+/// A hierarchy with one node, and a product with two variations of two and one options (two
+/// children to build): the inputs of the one-shot kinds.
+async fn one_shot_inputs(store: &Store) -> (String, String) {
+    use jobline_core::{
+        HierarchyInput, NodeInput, ProductInput, VariationInput, VariationOptionInput,
+    };
+    let t = tenant();
+    let named = |name: &str| HierarchyInput { name: name.into(), ..HierarchyInput::default() };
+    let h = store.create_hierarchy(&t, &named("Clothes")).await.unwrap();
+    let node = NodeInput { name: "Tops".into(), ..NodeInput::default() };
+    store.create_node(&t, h.id, None, &node).await.unwrap();
+    let shirt = ProductInput {
+        name: "Shirt".into(),
+        slug: "shirt".into(),
+        sku: Some("SH".into()),
+        commodity_type: "physical".into(),
+        ..ProductInput::default()
+    };
+    let p = store.create_product(&t, &shirt).await.unwrap();
+    for (name, options) in [("Size", &["S", "L"][..]), ("Colour", &["Red"][..])] {
+        let v = VariationInput { name: name.into(), sort_order: None };
+        let v = store.create_variation(&t, &v).await.unwrap();
+        for o in options {
+            let o = VariationOptionInput { name: (*o).into(), ..VariationOptionInput::default() };
+            store.create_variation_option(&t, v.id, &o).await.unwrap();
+        }
+        store.link_product_variation(&t, p.id, v.id).await.unwrap();
+    }
+    (h.id.to_string(), p.id.to_string())
+}
+
+/// What a one-shot job left: its end, and how many hierarchies and child products exist.
+#[derive(Debug, PartialEq)]
+struct OneShot {
+    state: JobState,
+    result: Option<Value>,
+    hierarchies: u64,
+    children: usize,
+}
+
+async fn one_shot(engine: Engine, kind: KindSpec, crash: bool) -> OneShot {
+    let db = TestDb::new(engine).await;
+    let (store, clock): (Store, FakeClock) = db.store().await;
+    let (hierarchy, product) = one_shot_inputs(&store).await;
+    let (payload, breakpoint) = if kind == kinds::pxm::HIERARCHY_DUPLICATE {
+        (json!({"hierarchy_id": hierarchy}), hierarchy_duplicate::COMMITTED_BREAKPOINT)
+    } else {
+        (json!({"product_id": product}), child_products::COMMITTED_BREAKPOINT)
+    };
+    let id = enqueue(&store, kind, payload, Vec::new()).await;
+    let rt = runtime(&store);
+    if crash {
+        // The worker dies after the effect committed, before the job completed.
+        let bp = rt.breakpoints().arm_nth(breakpoint, 1);
+        let task = tokio::spawn({
+            let rt = rt.clone();
+            async move { rt.run_until_idle().await.unwrap() }
+        });
+        tokio::time::timeout(Duration::from_secs(60), bp.reached()).await.unwrap();
+        clock.advance(LEASE * 2);
+        assert_eq!(store.rescue_expired().await.unwrap().requeued.len(), 1);
+        bp.release();
+        tokio::time::timeout(Duration::from_secs(60), task).await.unwrap().unwrap();
+    }
+    runtime(&store).run_until_idle().await.unwrap();
+    let job = store.get(&tenant(), id).await.unwrap();
+    assert_eq!(job.attempt, if crash { 2 } else { 1 });
+    let mut result = job.result.clone();
+    let hierarchies = store.list_hierarchies(&tenant(), 0, 10).await.unwrap();
+    if let Some(meta) = result.as_mut().and_then(|r| r.get_mut("meta")) {
+        // Ids differ between databases: check the reported copy is the one that exists.
+        let copy = hierarchies.items.iter().find(|h| h.id.to_string() != hierarchy).unwrap();
+        assert_eq!(meta["hierarchy_id"], json!(copy.id.to_string()));
+        assert_eq!(meta["copied_from"], json!(hierarchy));
+        meta["hierarchy_id"] = json!("the copy");
+        meta["copied_from"] = json!("the source");
+    }
+    let f = jobline_core::parse_ep_filter(&format!("eq(parent_id,{product})")).unwrap();
+    let children = store.list_products(&tenant(), &f, 0, 100).await.unwrap().items.len();
+    OneShot { state: job.state, result, hierarchies: hierarchies.total, children }
+}
+
+/// Crashed after their effect committed and before they completed, a hierarchy duplicate and
+/// a child-product build are retried, find their outcome in the checkpoint, and end exactly as
+/// an uninterrupted run: one copy, the same children, the same result.
+async fn one_shot_jobs_crashed_after_their_commit_end_as_if_uninterrupted(engine: Engine) {
+    let kind = kinds::pxm::HIERARCHY_DUPLICATE;
+    let want = one_shot(engine, kind, false).await;
+    assert_eq!(want.state, JobState::Succeeded, "{want:?}");
+    assert_eq!(want.hierarchies, 2, "the source and one copy");
+    assert_eq!(one_shot(engine, kind, true).await, want);
+
+    let kind = kinds::pxm::CHILD_PRODUCTS;
+    let want = one_shot(engine, kind, false).await;
+    assert_eq!(want.state, JobState::Succeeded, "{want:?}");
+    assert_eq!(want.result, Some(json!({"created": 2, "kept": 0, "deleted": 0})));
+    assert_eq!(want.children, 2);
+    assert_eq!(one_shot(engine, kind, true).await, want);
+}
+
 on_both_engines!(
     product_import_resumes_after_a_crash_as_if_uninterrupted,
     product_import_resumes_after_a_graceful_release_as_if_uninterrupted,
     price_import_resumes_after_a_crash_as_if_uninterrupted,
     price_import_resumes_after_a_graceful_release_as_if_uninterrupted,
+    one_shot_jobs_crashed_after_their_commit_end_as_if_uninterrupted,
 );

@@ -6,8 +6,9 @@ use super::{
     all, check, corrupt, delete, edit, find, finish, get, must_exist, page, page_of_tenant,
     parse_id, replace, CatalogPage, Edit, Linked, Links, Owned, Table,
 };
+use crate::checkpoint::{open_once, settle_once};
 use crate::db::{Queries, Sql, Tx};
-use crate::jobs::{check_fence, BATCH_ROWS};
+use crate::jobs::BATCH_ROWS;
 use crate::rows::parse_json;
 use crate::{Fence, Store, StoreError};
 use jobline_core::catalog::{
@@ -578,10 +579,17 @@ impl Store {
     /// `copy.include_products`, the same product links. Returns the new hierarchy's id (the
     /// job's `meta.hierarchy_id`).
     ///
-    /// Errors: `Fenced`, `NotFound` (no such hierarchy of `tenant`), `Invalid` (bad name).
+    /// Exactly once: the copy commits with the job's checkpoint moving from `at` (the
+    /// position the job is at, 0 on a first run) to `at + 1`, with `{"hierarchy_id": …}` as
+    /// its state. A retry after the copy committed gets `Replayed` and nothing is copied again;
+    /// the job reads the copy's id from its checkpoint.
+    ///
+    /// Errors: `Fenced`, `Replayed`, `NotFound` (no such hierarchy of `tenant`), `Invalid`
+    /// (bad name).
     pub async fn duplicate_hierarchy(
         &self,
         fence: Fence,
+        at: u64,
         tenant: &TenantId,
         source: HierarchyId,
         copy: &HierarchyCopy,
@@ -593,7 +601,7 @@ impl Store {
         let now = self.now_ms();
         let id = HierarchyId::new();
         let mut tx = self.begin().await?;
-        check_fence(&mut tx, fence, now).await?;
+        open_once(&mut tx, fence, at, now).await?;
         let src = get::<HierarchyRow>(&mut tx, tenant, source).await?;
         let h = NewHierarchy {
             name: copy.name.as_deref().unwrap_or(&src.name),
@@ -613,6 +621,8 @@ impl Store {
         if copy.include_products {
             copy_links(&mut tx, tenant, source, &new_ids, now).await?;
         }
+        let outcome = serde_json::json!({ "hierarchy_id": id.to_string() });
+        settle_once(&mut tx, fence, at, &outcome, now).await?;
         tx.commit().await?;
         Ok(id)
     }

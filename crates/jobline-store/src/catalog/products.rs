@@ -17,6 +17,7 @@ use super::{
     i64_of, invalid, open_batch, page, parse_id, records, replace, select_where, CatalogPage, Edit,
     Owned, Table,
 };
+use crate::checkpoint::{open_once, settle_once};
 use crate::db::{Queries, Sql, Tx};
 use crate::jobs::{check_fence, insert_job_errors, BATCH_ROWS};
 use crate::rows::parse_json;
@@ -1135,15 +1136,21 @@ impl Store {
     /// ambiguous rules"; a child slug that is not URL compatible; the product is itself a
     /// child; too many combinations), `Duplicate` (a child SKU or slug is taken). On any error
     /// nothing is written.
+    ///
+    /// Exactly once: the build commits with the job's checkpoint moving from `at` (0 on a
+    /// first run) to `at + 1`, with the counts `{"created", "kept", "deleted"}` as its state; a
+    /// retry after the build committed gets `Replayed` and reads the counts from the checkpoint
+    /// (a second build would find every child kept and report different counts).
     pub async fn build_child_products(
         &self,
         fence: Fence,
+        at: u64,
         tenant: &TenantId,
         parent_id: ProductId,
     ) -> Result<BuildOutcome, StoreError> {
         let now = self.now_ms();
         let mut tx = self.begin().await?;
-        check_fence(&mut tx, fence, now).await?;
+        open_once(&mut tx, fence, at, now).await?;
         let parent = get::<ProductRow>(&mut tx, tenant, parent_id).await?;
         if parent.parent_id.is_some() {
             return Err(invalid("data.id", format!("{parent_id} is a child product")));
@@ -1239,6 +1246,12 @@ impl Store {
                 }
             }
         }
+        let counts = serde_json::json!({
+            "created": outcome.created.len(),
+            "kept": outcome.kept.len(),
+            "deleted": outcome.deleted.len(),
+        });
+        settle_once(&mut tx, fence, at, &counts, now).await?;
         tx.commit().await?;
         Ok(outcome)
     }

@@ -5,6 +5,10 @@
 //! (EP's "could not determine whether to include or exclude a child product due to ambiguous
 //! rules", "slug must be URL compatible", A.4) fails the job with that exact message, also
 //! listed in the job's errors where EP clients read it.
+//!
+//! Exactly once: the build commits with the job's checkpoint, which holds its counts; an
+//! attempt that finds them (the previous one crashed or was released after the build
+//! committed) reports them instead of building again.
 
 use super::{fail, invalid_messages, is_runtime_error, payload};
 use crate::{JobContext, JobError, JobHandler};
@@ -14,6 +18,9 @@ use jobline_core::{kinds, KindSpec};
 use jobline_store::StoreError;
 use serde::Deserialize;
 use serde_json::Value;
+
+/// The breakpoint passed once the build committed, before the job completes (for tests).
+pub const COMMITTED_BREAKPOINT: &str = "pxm/child-products:committed";
 
 /// Handler of [`kinds::pxm::CHILD_PRODUCTS`].
 #[derive(Debug, Clone, Copy)]
@@ -36,15 +43,21 @@ impl JobHandler for ChildProducts {
         let Ok(product) = ProductId::parse(&p.product_id) else {
             return Err(fail(&ctx, None, not_found).await);
         };
+        let (at, done) = ctx.resume::<Value>()?;
+        if at > 0 && done.is_object() {
+            return Ok(Some(done));
+        }
         ctx.checkpoint()?;
-        let built = ctx.store().build_child_products(ctx.fence(), &ctx.job().tenant, product).await;
+        let tenant = &ctx.job().tenant;
+        let built = ctx.store().build_child_products(ctx.fence(), at, tenant, product).await;
         let message = match built {
             Ok(o) => {
+                ctx.breakpoint(COMMITTED_BREAKPOINT).await;
                 return Ok(Some(serde_json::json!({
                     "created": o.created.len(),
                     "kept": o.kept.len(),
                     "deleted": o.deleted.len(),
-                })))
+                })));
             }
             Err(e) if is_runtime_error(&e) => return Err(e.into()),
             Err(StoreError::NotFound) => not_found,

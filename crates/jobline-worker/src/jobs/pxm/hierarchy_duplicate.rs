@@ -4,6 +4,10 @@
 //! Payload: `{"hierarchy_id", "name"?, "description"?, "include_products": bool}`. On success the
 //! result carries the job's `meta`: `{"copied_from": <source id>, "hierarchy_id": <new id>}`.
 //! A hierarchy that does not exist (or was deleted while the job waited) fails the job.
+//!
+//! Exactly once: the copy commits with the job's checkpoint, which holds the copy's id; an
+//! attempt that finds the checkpoint set (the previous one crashed or was released after the
+//! copy committed) reports that copy instead of making another.
 
 use super::{fail, invalid_messages, is_runtime_error, payload};
 use crate::{JobContext, JobError, JobHandler};
@@ -13,6 +17,9 @@ use jobline_core::{kinds, KindSpec};
 use jobline_store::{HierarchyCopy, StoreError};
 use serde::Deserialize;
 use serde_json::Value;
+
+/// The breakpoint passed once the copy committed, before the job completes (for tests).
+pub const COMMITTED_BREAKPOINT: &str = "pxm/hierarchy-duplicate:committed";
 
 /// Handler of [`kinds::pxm::HIERARCHY_DUPLICATE`].
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +34,16 @@ struct Params {
     description: Option<String>,
     #[serde(default)]
     include_products: bool,
+}
+
+/// The checkpoint state: the id of the copy, once it committed.
+#[derive(Debug, Default, Deserialize)]
+struct Copied {
+    hierarchy_id: Option<String>,
+}
+
+fn meta(source: &str, copy: &str) -> Value {
+    serde_json::json!({ "meta": { "copied_from": source, "hierarchy_id": copy } })
 }
 
 #[async_trait]
@@ -46,13 +63,18 @@ impl JobHandler for HierarchyDuplicate {
             description: p.description,
             include_products: p.include_products,
         };
+        let (at, done) = ctx.resume::<Copied>()?;
+        if let Some(id) = done.hierarchy_id {
+            return Ok(Some(meta(&source.to_string(), &id)));
+        }
         ctx.checkpoint()?;
-        let copied =
-            ctx.store().duplicate_hierarchy(ctx.fence(), &ctx.job().tenant, source, &copy).await;
+        let tenant = &ctx.job().tenant;
+        let copied = ctx.store().duplicate_hierarchy(ctx.fence(), at, tenant, source, &copy).await;
         match copied {
-            Ok(id) => Ok(Some(serde_json::json!({
-                "meta": { "copied_from": source.to_string(), "hierarchy_id": id.to_string() }
-            }))),
+            Ok(id) => {
+                ctx.breakpoint(COMMITTED_BREAKPOINT).await;
+                Ok(Some(meta(&source.to_string(), &id.to_string())))
+            }
             Err(e) if is_runtime_error(&e) => Err(e.into()),
             Err(StoreError::NotFound) => Err(fail(&ctx, None, not_found).await),
             Err(StoreError::Invalid(errors)) => {

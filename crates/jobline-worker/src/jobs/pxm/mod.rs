@@ -58,7 +58,7 @@ async fn fail(ctx: &JobContext, row: Option<i64>, message: String) -> JobError {
 /// the data: those keep their runtime meaning (cancel, retry) and are never recorded as the
 /// job's errors.
 fn is_runtime_error(e: &StoreError) -> bool {
-    matches!(e, StoreError::Fenced | StoreError::Unavailable(_))
+    matches!(e, StoreError::Fenced | StoreError::Replayed { .. } | StoreError::Unavailable(_))
 }
 
 /// The messages of a store `Invalid` error without their field names: the domain rules'
