@@ -256,13 +256,18 @@ impl JobErrorEntry {
     }
 }
 
-/// A role of an API client. Admin roles reach the job endpoints; others get 403.
+/// A role of an API client. Admin roles reach the job endpoints of the vendor dialects; the
+/// operator role reaches only the native operator API (`/v1`), across every tenant; others get
+/// 403.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
-    /// May create, read and cancel jobs.
+    /// May create, read and cancel jobs of its own tenant.
     Admin,
     /// Authenticated, but with no access to jobs (EP's "Support" role and the like).
     Support,
+    /// Runs the service: reads and cancels the jobs of every tenant through `/v1`. Not a
+    /// store admin in the vendor dialects, which refuse it with 403.
+    Operator,
 }
 
 impl Role {
@@ -271,6 +276,7 @@ impl Role {
         match self {
             Role::Admin => "admin",
             Role::Support => "support",
+            Role::Operator => "operator",
         }
     }
 
@@ -279,6 +285,7 @@ impl Role {
         match s {
             "admin" => Some(Role::Admin),
             "support" => Some(Role::Support),
+            "operator" => Some(Role::Operator),
             _ => None,
         }
     }
@@ -509,6 +516,9 @@ mod tests {
             assert_eq!(CancelPolicy::from_mask(p.mask()), p);
         }
         assert_eq!(Role::parse("admin"), Some(Role::Admin));
+        for role in [Role::Admin, Role::Support, Role::Operator] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
         assert_eq!(Role::parse("root"), None);
     }
 }

@@ -86,7 +86,7 @@ fn runtime_knows_no_dialect_or_concrete_kind() {
 #[test]
 fn dialects_decide_status_codes_only_in_error_rs() {
     let http = crates_dir().join("jobline-http/src");
-    for dialect in ["pxm", "promotions", "zuora", "ep"] {
+    for dialect in ["pxm", "promotions", "zuora", "ep", "native"] {
         for f in rust_files(&http.join(dialect)) {
             if f.file_name().is_some_and(|n| n == "error.rs") {
                 continue;
@@ -125,7 +125,7 @@ fn http_never_depends_on_the_worker() {
 
 /// The dialect modules of jobline-http. Each one may use the shared modules, never another
 /// dialect.
-const DIALECTS: [&str; 3] = ["pxm", "promotions", "zuora"];
+const DIALECTS: [&str; 4] = ["pxm", "promotions", "zuora", "native"];
 
 /// Each jobline-http source file with its top-level module (`pxm` for `src/pxm/jobs.rs`,
 /// `files` for `src/files.rs`) and its text with comment lines left out.

@@ -38,7 +38,8 @@ pub const GZIP_MIN_BYTES: u16 = 1001;
 /// and `error.rs`, *before* the shared middleware is applied so it wraps them too:
 /// - `pxm`: Elastic Path PXM import/export jobs (`/pcm/...`);
 /// - `promotions`: Elastic Path Promotions code jobs (`/v2/promotions/...`);
-/// - `zuora`: Zuora bulk jobs and its OAuth token endpoint.
+/// - `zuora`: Zuora bulk jobs and its OAuth token endpoint;
+/// - `native`: jobline's own operator API (`/v1/...`), jobs of every dialect in canonical words.
 ///
 /// Anything else answers 404 with an empty body, since no dialect owns an unknown path.
 pub fn app(state: AppState) -> Router {
@@ -49,7 +50,9 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::pxm::routes())
         .merge(crate::promotions::routes())
         .merge(crate::files::routes())
+        .merge(crate::native::routes())
         .merge(crate::zuora::routes(state.clone()))
+        .merge(crate::ui::routes())
         .merge(crate::openapi::routes());
     with_shared_middleware(routes.with_state(state))
 }

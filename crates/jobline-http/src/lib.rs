@@ -9,22 +9,24 @@
 //! in `health` are the one dialect-free exception.
 //!
 //! Layering: the router ([`mod@app`]) and the API description that lists its handlers
-//! ([`openapi`]) are the only modules that name the dialects (`pxm`, `promotions`, `zuora`), and
-//! no module imports the router. The dialects never import each other;
-//! what they share sits below them: [`state`] (the app state, the cause of a 500), `shared`
-//! (the bearer token), [`request_id`], and for the two Elastic Path dialects [`ep`] and
+//! ([`openapi`]) are the only modules that name the dialects (`pxm`, `promotions`, `zuora`, and
+//! the operator API `native`), and no module imports the router. The dialects never import each
+//! other; what they share sits below them: [`state`] (the app state, the cause of a 500),
+//! `shared` (the bearer token), [`request_id`], and for the two Elastic Path dialects [`ep`] and
 //! [`files`]. `crates/jobline-core/tests/architecture.rs` checks this.
 
 pub mod app;
 pub mod ep;
 pub mod files;
 mod health;
+pub mod native;
 pub mod openapi;
 pub mod promotions;
 pub mod pxm;
 pub mod request_id;
 mod shared;
 pub mod state;
+pub mod ui;
 pub mod zuora;
 
 pub use app::app;

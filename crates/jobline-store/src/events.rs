@@ -12,9 +12,14 @@ use sqlx::postgres::{PgListener, PgPool};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 pub(crate) const CHANNEL: &str = "jobline_events";
+
+/// The channel the `jobs` triggers notify on every state change (migration 0009). Kept apart
+/// from [`CHANNEL`] so the timeline's traffic never floods the workers' wake-ups: a stream
+/// tailer ([`Store::watch_job_changes`]) is woken, a worker is not.
+pub(crate) const CHANGES_CHANNEL: &str = "jobline_job_changes";
 
 /// Something a worker may want to react to at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,16 +53,34 @@ impl Store {
     /// Subscribes to events from this process and, on PostgreSQL, from every other process.
     pub fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
         let rx = self.inner.events.subscribe();
+        self.listen();
+        rx
+    }
+
+    /// Wakes whenever a job changed state (a row was added to `job_events`) in this process or,
+    /// on PostgreSQL, in any process. A hint that coalesces: the value is a counter, and a
+    /// receiver that was slow sees one change for many; the events themselves are read from
+    /// the store (`Store::events_after`).
+    pub fn watch_job_changes(&self) -> watch::Receiver<u64> {
+        let rx = self.inner.changes.subscribe();
+        self.listen();
+        rx
+    }
+
+    /// Starts the LISTEN task on PostgreSQL, once.
+    fn listen(&self) {
         if let Db::Postgres(pool) = &self.inner.db {
             if !self.inner.listening.swap(true, Ordering::SeqCst) {
-                tokio::spawn(pg_listen(
-                    pool.clone(),
-                    self.inner.events.clone(),
-                    self.inner.clone(),
-                ));
+                tokio::spawn(pg_listen(pool.clone(), self.inner.clone()));
             }
         }
-        rx
+    }
+
+    /// Tells this process's stream tailers that jobs changed (after the change committed). On
+    /// PostgreSQL the triggers' NOTIFY tells every process, this one included; this is for
+    /// SQLite, and an earlier wake-up in this process on PostgreSQL.
+    pub(crate) fn publish_job_changed(&self) {
+        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Publishes to subscribers in this process (call after the change committed).
@@ -67,10 +90,18 @@ impl Store {
     }
 }
 
-/// Forwards notifications into the broadcast channel while anyone subscribes, reconnecting on
-/// failure. It holds only a weak interest: it ends once the last subscriber is gone.
-async fn pg_listen(pool: PgPool, tx: broadcast::Sender<StoreEvent>, inner: Arc<crate::Inner>) {
-    let inner = Arc::downgrade(&inner);
+/// Forwards notifications into the broadcast channel (and job changes into the watch) while
+/// anyone subscribes, reconnecting on failure. It holds only a weak interest: it ends once the
+/// last subscriber of both is gone.
+async fn pg_listen(pool: PgPool, strong: Arc<crate::Inner>) {
+    let tx = strong.events.clone();
+    let changes = strong.changes.clone();
+    let inner = Arc::downgrade(&strong);
+    drop(strong);
+    let bump = |changes: &watch::Sender<u64>| changes.send_modify(|n| *n = n.wrapping_add(1));
+    let idle = |tx: &broadcast::Sender<StoreEvent>, changes: &watch::Sender<u64>| {
+        tx.receiver_count() == 0 && changes.receiver_count() == 0
+    };
     'outer: loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -79,23 +110,24 @@ async fn pg_listen(pool: PgPool, tx: broadcast::Sender<StoreEvent>, inner: Arc<c
                     tracing::warn!(error = %e, "cannot LISTEN; workers fall back to polling");
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                if tx.receiver_count() == 0 || pool.is_closed() {
+                if idle(&tx, &changes) || pool.is_closed() {
                     break;
                 }
                 continue;
             }
         };
-        if let Err(e) = listener.listen(CHANNEL).await {
+        if let Err(e) = listener.listen_all([CHANNEL, CHANGES_CHANNEL]).await {
             tracing::warn!(error = %e, "LISTEN failed; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
         loop {
-            if tx.receiver_count() == 0 || pool.is_closed() {
+            if idle(&tx, &changes) || pool.is_closed() {
                 break 'outer;
             }
             match tokio::time::timeout(Duration::from_millis(500), listener.try_recv()).await {
                 Err(_) => {}
+                Ok(Ok(Some(n))) if n.channel() == CHANGES_CHANNEL => bump(&changes),
                 Ok(Ok(Some(n))) => {
                     if let Some(ev) = StoreEvent::decode(n.payload()) {
                         let _ = tx.send(ev);
@@ -105,6 +137,7 @@ async fn pg_listen(pool: PgPool, tx: broadcast::Sender<StoreEvent>, inner: Arc<c
                 // re-read the durable state, then reconnect.
                 Ok(Ok(None)) => {
                     let _ = tx.send(StoreEvent::JobsAvailable);
+                    bump(&changes);
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");

@@ -384,8 +384,9 @@ static RELEASE_SQL: LazyLock<String> = LazyLock::new(|| {
 /// A client's cancel, as one UPDATE: each job stores its kind's [`CancelPolicy`] as a bit mask,
 /// and the statement is built from `Action::RequestCancel` over every state some policy allows
 /// (`CancelPolicy::ANY`): the `CASE` gives each state's target, the `WHERE` lets only a state
-/// whose bit is set in the job's own mask through. `$1` now, `$2` id, `$3` tenant; the caller
-/// appends the scope's kind (and subject) conditions.
+/// whose bit is set in the job's own mask through. `$1` now, `$2` id, `$3` tenant, `$4` the
+/// client asking (kept in `cancel_requested_by` for the timeline's cause); the caller appends
+/// the scope's kind (and subject) conditions.
 static REQUEST_CANCEL_SQL: LazyLock<String> = LazyLock::new(|| {
     let from = Action::RequestCancel.sources(CancelPolicy::ANY);
     // A queued job that earlier attempts left effects of (a crash or a release mid-way), of a
@@ -431,7 +432,7 @@ static REQUEST_CANCEL_SQL: LazyLock<String> = LazyLock::new(|| {
     let at_once = state_list(&at_once);
     format!(
         "UPDATE jobs SET state = CASE WHEN {undo} THEN '{undo_target}' {cases}END, \
-           updated_at = $1, \
+           updated_at = $1, cancel_requested_by = $4, \
            lease_expires_at = CASE WHEN {undo} THEN $1 - 1 ELSE lease_expires_at END, \
            result = CASE WHEN state IN ({at_once}) AND checkpoint_pos > 0 AND NOT ({undo}) \
              THEN COALESCE(result, checkpoint) ELSE result END \
@@ -651,6 +652,7 @@ impl Store {
         if queued {
             self.publish(StoreEvent::JobsAvailable);
         }
+        self.publish_job_changed();
         row.try_into()
     }
 
@@ -689,6 +691,7 @@ impl Store {
         tx.notify(&StoreEvent::JobsAvailable).await?;
         tx.commit().await?;
         self.publish(StoreEvent::JobsAvailable);
+        self.publish_job_changed();
         Ok(jobs.len())
     }
 
@@ -730,6 +733,9 @@ impl Store {
         tx.commit().await?;
         if !done.is_empty() {
             self.publish(StoreEvent::JobsAvailable);
+        }
+        if !done.is_empty() || !claimed.is_empty() {
+            self.publish_job_changed();
         }
         let mut claimed: Vec<ClaimedJob> =
             jobs_from_rows(claimed)?.into_iter().map(|job| ClaimedJob { job }).collect();
@@ -829,6 +835,9 @@ impl Store {
             tx.notify(event).await?;
         }
         tx.commit().await?;
+        if row.is_some() {
+            self.publish_job_changed();
+        }
         row.map(Job::try_from).transpose()
     }
 
@@ -883,7 +892,8 @@ impl Store {
         let mut sql = Sql::new(REQUEST_CANCEL_SQL.as_str())
             .bind(now)
             .bind(id_text.as_str())
-            .bind(scope.tenant.as_str());
+            .bind(scope.tenant.as_str())
+            .bind(scope.by.as_deref());
         scope.push_conditions(&mut sql);
         sql.push(" RETURNING ").push(JOB_COLUMNS);
         let mut tx = self.begin().await?;
@@ -905,6 +915,7 @@ impl Store {
         if cancelling {
             self.publish(StoreEvent::CancelRequested(id));
         }
+        self.publish_job_changed();
         Ok(job)
     }
 
@@ -931,6 +942,7 @@ impl Store {
         tx.notify(&StoreEvent::JobsAvailable).await?;
         tx.commit().await?;
         self.publish(StoreEvent::JobsAvailable);
+        self.publish_job_changed();
         row.try_into()
     }
 
@@ -964,6 +976,7 @@ impl Store {
                 "rescued jobs with expired leases"
             );
             self.publish(StoreEvent::JobsAvailable);
+            self.publish_job_changed();
         }
         Ok(rescued)
     }
@@ -1206,23 +1219,32 @@ pub struct JobScope {
     /// `None`: every kind (the engine's own callers and tests).
     kinds: Option<Vec<&'static str>>,
     subject: Option<String>,
+    /// The client acting, recorded by a cancel for the timeline ("cancel requested by client
+    /// X"); never part of the scope's conditions.
+    by: Option<String>,
 }
 
 impl JobScope {
     /// Jobs of `tenant` whose kind is one of `kinds`.
     pub fn new(tenant: &TenantId, kinds: &[KindSpec]) -> Self {
         let kinds = Some(kinds.iter().map(|k| k.name).collect());
-        Self { tenant: tenant.clone(), kinds, subject: None }
+        Self { tenant: tenant.clone(), kinds, subject: None, by: None }
     }
 
     /// Every job of `tenant`, whatever its kind.
     pub fn tenant(tenant: &TenantId) -> Self {
-        Self { tenant: tenant.clone(), kinds: None, subject: None }
+        Self { tenant: tenant.clone(), kinds: None, subject: None, by: None }
     }
 
     /// Only jobs acting on `subject`.
     pub fn on_subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
+        self
+    }
+
+    /// Names the client acting through this scope (a cancel records it as its cause).
+    pub fn by_client(mut self, client: impl Into<String>) -> Self {
+        self.by = Some(client.into());
         self
     }
 

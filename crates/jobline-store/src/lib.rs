@@ -24,6 +24,7 @@ mod events;
 mod idempotency;
 mod identity;
 mod jobs;
+mod operator;
 mod promotions;
 mod rows;
 mod zuora;
@@ -44,6 +45,10 @@ pub use identity::{
 pub use jobs::{
     ClaimRequest, ClaimedJob, Fence, JobFile, JobFilter, JobPage, JobScope, Page, Rescued, Settled,
     ADOPTION_GRACE,
+};
+pub use operator::{
+    dialect_of, EventQuery, EventTail, FileInfo, JobCursor, JobEvent, JobQuery, QueueStats,
+    DIALECTS, TAIL_LOOKBACK,
 };
 pub use promotions::{
     CodeSpec, CodesInserted, NewPromotion, Promotion, PromotionCode, PromotionUpdate,
@@ -123,6 +128,8 @@ pub(crate) struct Inner {
     pub(crate) db: Db,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: broadcast::Sender<StoreEvent>,
+    /// Counts job state changes seen by this process (see `Store::watch_job_changes`).
+    pub(crate) changes: tokio::sync::watch::Sender<u64>,
     /// Whether a PostgreSQL LISTEN task is running for this store.
     pub(crate) listening: std::sync::atomic::AtomicBool,
     /// The URL-signing key once read: it never changes after it is first stored, and signed
@@ -195,6 +202,7 @@ impl Store {
                 db,
                 clock,
                 events,
+                changes: tokio::sync::watch::Sender::new(0),
                 listening,
                 signing_key: Default::default(),
             }),

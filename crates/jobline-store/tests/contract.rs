@@ -7,6 +7,7 @@ use jobline_core::{
 };
 use jobline_store::{JobFile, JobFilter, JobScope, Page, Step, Store, StoreError};
 use jobline_testkit::{on_both_engines, Engine, TestDb};
+use sqlx::Connection as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -833,7 +834,127 @@ async fn cancel_events_cross_processes_on_postgres(engine: Engine) {
     assert!(delivered, "NOTIFY from store a reached store b");
 }
 
+/// The causes of a job's timeline, in order.
+async fn causes(store: &Store, id: JobId) -> Vec<String> {
+    store.timeline(id).await.unwrap().into_iter().map(|e| e.cause).collect()
+}
+
+/// Every state change lands in `job_events` with its cause, written by the `jobs` triggers in
+/// the statement that made the change: retry, release, failure, a cancel of a running job and
+/// its finish, input arriving.
+async fn every_state_change_is_in_the_timeline_with_its_cause(engine: Engine) {
+    let (_db, store, _clock) = setup(engine).await;
+    let t = tenant("t1");
+    let id = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
+    let c = store.claim("w1", 1, LEASE, 1).await.unwrap().remove(0);
+    store.retry(&c, "boom", Duration::ZERO).await.unwrap();
+    let c = store.claim("w2", 1, LEASE, 1).await.unwrap().remove(0);
+    store.release(&c).await.unwrap();
+    let c = store.claim("w3", 1, LEASE, 1).await.unwrap().remove(0);
+    store.fail(&c, "bad input").await.unwrap();
+    assert_eq!(
+        causes(&store, id).await,
+        [
+            "created",
+            "claimed by node w1 (attempt 1)",
+            "retry after error: boom",
+            "claimed by node w2 (attempt 2)",
+            "released at shutdown by node w2",
+            "claimed by node w3 (attempt 3)",
+            "failed: bad input",
+        ]
+    );
+    let events = store.timeline(id).await.unwrap();
+    assert_eq!(events[4].from, Some(JobState::Running));
+    assert_eq!(events[4].to, JobState::Pending);
+    assert_eq!(events[4].node.as_deref(), Some("w2"));
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id));
+
+    let id = store.enqueue(job("t1", "q2", RUNNABLE)).await.unwrap().id;
+    let c = store.claim("w1", 1, LEASE, 1).await.unwrap().remove(0);
+    let scope = JobScope::tenant(&t).by_client("c-42");
+    assert_eq!(store.request_cancel(&scope, id).await.unwrap().state, JobState::Cancelling);
+    store.finish_cancel(&c, None).await.unwrap();
+    assert_eq!(
+        causes(&store, id).await[2..],
+        ["cancel requested by client c-42", "cancelled by node w1"]
+    );
+
+    let mut waiting = job("t1", "q3", UPLOAD);
+    waiting.initial = jobline_core::InitialState::AwaitingInput;
+    let id = store.enqueue(waiting).await.unwrap().id;
+    let input = JobFile { name: "input".into(), content_type: "text/csv".into(), bytes: vec![] };
+    store.submit_input(&t, id, input).await.unwrap();
+    let events = store.timeline(id).await.unwrap();
+    assert_eq!(events[0].to, JobState::AwaitingInput);
+    assert_eq!(events[1].cause, "input received");
+    // A write that leaves the state alone (progress) records nothing.
+    let c = store.claim("w1", 1, LEASE, 1).await.unwrap().remove(0);
+    store.set_progress(c.fence(), 1, Some(2)).await.unwrap();
+    store.heartbeat("w1", LEASE).await.unwrap();
+    assert_eq!(store.timeline(id).await.unwrap().len(), 3);
+}
+
+/// A state change made through one store wakes another store's event-stream watchers (NOTIFY
+/// from the trigger on PostgreSQL; in-process on SQLite).
+async fn job_changes_wake_watchers_in_every_process(engine: Engine) {
+    let db = TestDb::new(engine).await;
+    let (a, _) = db.store().await;
+    let b = if engine == Engine::Postgres { db.store().await.0 } else { a.clone() };
+    let mut rx = b.watch_job_changes();
+    // LISTEN starts in the background: each round makes a change until one wakes b
+    // (bounded: 50 rounds).
+    let mut woken = false;
+    for round in 0..50 {
+        a.enqueue(job("t1", &format!("q{round}"), RUNNABLE)).await.unwrap();
+        if tokio::time::timeout(Duration::from_millis(200), rx.changed()).await.is_ok() {
+            woken = true;
+            break;
+        }
+    }
+    assert!(woken, "a change through store a woke store b's watcher");
+}
+
+/// A tailer returns each event once, in id order, and on PostgreSQL also an event whose
+/// transaction committed after events with higher ids (identity values are taken at insert,
+/// seen at commit).
+async fn a_tail_returns_each_event_once_late_commits_included(engine: Engine) {
+    let (db, store, _clock) = setup(engine).await;
+    let first = store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap().id;
+    let mut tail = jobline_store::EventTail::new(Default::default(), 0);
+    let got = tail.next(&store).await.unwrap();
+    assert_eq!(got.iter().map(|e| e.job_id).collect::<Vec<_>>(), [first]);
+    assert!(tail.next(&store).await.unwrap().is_empty(), "nothing twice");
+
+    if engine == Engine::Postgres {
+        // A transaction that changes a job's state (taking an event id) and commits late.
+        let mut late = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut late).await.unwrap();
+        let moved =
+            sqlx::query("UPDATE jobs SET state = 'cancelled', updated_at = 1 WHERE id = $1")
+                .bind(first.to_string())
+                .execute(&mut late)
+                .await
+                .unwrap();
+        assert_eq!(moved.rows_affected(), 1);
+        let second = store.enqueue(job("t1", "q2", RUNNABLE)).await.unwrap().id;
+        let got = tail.next(&store).await.unwrap();
+        assert_eq!(got.iter().map(|e| e.job_id).collect::<Vec<_>>(), [second]);
+        sqlx::query("COMMIT").execute(&mut late).await.unwrap();
+        let got = tail.next(&store).await.unwrap();
+        assert_eq!(got.len(), 1, "the late commit is returned: {got:?}");
+        assert_eq!((got[0].job_id, got[0].to), (first, JobState::Cancelled));
+        assert!(tail.next(&store).await.unwrap().is_empty(), "and only once");
+    }
+    let filtered = jobline_store::EventQuery { tenant: Some(tenant("t2")), ..Default::default() };
+    let mut other = jobline_store::EventTail::new(filtered, 0);
+    assert!(other.next(&store).await.unwrap().is_empty(), "filters apply");
+}
+
 on_both_engines!(
+    every_state_change_is_in_the_timeline_with_its_cause,
+    job_changes_wake_watchers_in_every_process,
+    a_tail_returns_each_event_once_late_commits_included,
     claims_jobs_of_a_queue_in_creation_order,
     honours_per_queue_concurrency,
     serves_queues_round_robin,

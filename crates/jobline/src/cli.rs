@@ -1,9 +1,15 @@
-//! The command line: `jobline serve`, `jobline migrate`, `jobline clients create|list|revoke|rotate`.
+//! The command line: `jobline serve`, `jobline migrate`, `jobline clients create|list|revoke|rotate`,
+//! and the remote commands `jobline jobs list|get|cancel|watch` and `jobline queues` (in [`jobs`],
+//! over a running server's `/v1` API).
 //!
 //! Each command resolves its settings (see [`crate::config`]), does its work through the
 //! library, and prints what a person or a script needs on stdout. This is the one module that
 //! prints; logs go to stderr through [`crate::telemetry`].
 #![allow(clippy::print_stdout)] // stdout is the CLI's interface: credentials, JSON, confirmations
+
+mod jobs;
+
+pub use jobs::{JobExit, JobIdArgs, JobsCommand, ListJobsArgs, QueuesArgs};
 
 use crate::application::{Application, DEFAULT_TENANT};
 use crate::config::{redacted_url, DatabaseArgs, FileConfig, LogFormat, ServeArgs};
@@ -16,6 +22,7 @@ use serde::Serialize;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -36,6 +43,11 @@ JOBLINE_LOG_FORMAT), in the TOML file \
 named by --config or JOBLINE_CONFIG (keys are the long flag names in snake_case, for example \
 `database_url = \"postgres://jobline@db/jobline\"`), or left to its default.
 
+The remote commands (jobs, queues) talk to a running server's /v1 API: its URL and an API \
+client's credentials come from --url, --client-id and --client-secret, from JOBLINE_URL, \
+JOBLINE_CLIENT_ID and JOBLINE_CLIENT_SECRET, or from the config file (url, client_id, \
+client_secret).
+
 Logs go to stderr; RUST_LOG filters them (default: info,sqlx=warn).";
 
 const EXAMPLES: &str = "Examples:
@@ -53,7 +65,15 @@ const EXAMPLES: &str = "Examples:
   jobline clients create --tenant store-1 --role admin --json
       Create an API client and print its id and secret as JSON.
   jobline clients revoke 0b6f1c9e-5d2a-4c1e-9a53-3f0c2b7d8e41
-      Revoke a client: its secret and every token it holds stop working at once.";
+      Revoke a client: its secret and every token it holds stop working at once.
+  jobline jobs list --state running --url http://jobs.internal:8080
+      List running jobs on a server (credentials from JOBLINE_CLIENT_ID/_SECRET).
+  jobline jobs watch 0193b7a2-7c1e-7d4a-9f10-2a9c3e5b6d7f
+      Follow a job until it ends; the exit status says how (0 succeeded, 3 failed, 4 cancelled).
+  jobline queues
+      Each queue's running and pending jobs, oldest wait and throughput.
+
+The dashboard is at /ui on the server (for example http://127.0.0.1:8080/ui).";
 
 const SERVE_EXAMPLES: &str = "Examples:
   jobline serve
@@ -76,6 +96,7 @@ const MIGRATE_EXAMPLES: &str = "Examples:
 const CLIENTS_EXAMPLES: &str = "Examples:
   jobline clients create --tenant store-1 --role admin
   jobline clients create --tenant store-1 --role support --name \"help desk\"
+  jobline clients create --tenant default --role operator --name ops
   jobline clients create --tenant t1 --role admin --json --database-url sqlite:./data/jobline.db
 
 The secret is printed once and stored only as a hash: keep it when it is shown.";
@@ -146,6 +167,17 @@ pub enum Command {
         #[command(subcommand)]
         command: ClientsCommand,
     },
+
+    /// List, inspect, cancel and watch jobs on a running server (its /v1 API)
+    #[command(after_help = jobs::JOBS_EXAMPLES)]
+    Jobs {
+        /// What to do with jobs.
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+
+    /// Show each queue of a running server: concurrency, running, pending, oldest wait
+    Queues(QueuesArgs),
 }
 
 /// Arguments of `jobline migrate`.
@@ -229,7 +261,8 @@ pub struct CreateClientArgs {
     #[arg(long, value_parser = parse_tenant, value_name = "TENANT")]
     pub tenant: TenantId,
 
-    /// What the client may do: admin reaches the job endpoints, support is refused them
+    /// What the client may do: admin reaches its tenant's job endpoints, operator reads and
+    /// cancels every tenant's jobs through the operator API (/v1) only, support is refused both
     #[arg(long, value_enum)]
     pub role: RoleArg,
 
@@ -253,6 +286,8 @@ pub enum RoleArg {
     Admin,
     /// Authenticated, with no access to jobs.
     Support,
+    /// Reads and cancels the jobs of every tenant through the operator API (/v1) only.
+    Operator,
 }
 
 impl From<RoleArg> for Role {
@@ -260,6 +295,7 @@ impl From<RoleArg> for Role {
         match role {
             RoleArg::Admin => Role::Admin,
             RoleArg::Support => Role::Support,
+            RoleArg::Operator => Role::Operator,
         }
     }
 }
@@ -272,10 +308,16 @@ fn parse_client_id(s: &str) -> Result<ClientId, String> {
     ClientId::parse(s).map_err(|e| e.message)
 }
 
-/// Runs the command line: reads the config file, starts logging, runs the command.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command line: reads the config file, starts logging, runs the command. The exit
+/// status is 0 unless a command says otherwise ([`JobExit`]); an error exits 1.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let file = FileConfig::load(cli.config.as_deref())?;
     telemetry::init(cli.log_format.or(file.log_format).unwrap_or_default());
+    match &cli.command {
+        Command::Jobs { command } => return jobs::run(command, &file).await,
+        Command::Queues(args) => return jobs::queues(args, &file).await,
+        _ => {}
+    }
     match cli.command {
         Command::Serve(args) => serve(&args, &file).await,
         Command::Migrate(args) => migrate(&args.database, &file).await,
@@ -285,7 +327,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ClientsCommand::Revoke(args) => revoke_client(&args, &file).await,
             ClientsCommand::Rotate(args) => rotate_client(&args, &file).await,
         },
+        Command::Jobs { .. } | Command::Queues(_) => Ok(()),
     }
+    .map(|()| ExitCode::SUCCESS)
 }
 
 /// `jobline serve`.

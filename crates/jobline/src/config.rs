@@ -281,6 +281,12 @@ pub struct FileConfig {
     pub token_lifetime_secs: Option<u64>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
+    /// See `--url` (the `jobs` and `queues` commands).
+    pub url: Option<String>,
+    /// See `--client-id` (the `jobs` and `queues` commands).
+    pub client_id: Option<String>,
+    /// See `--client-secret` (the `jobs` and `queues` commands).
+    pub client_secret: Option<String>,
 }
 
 impl FileConfig {

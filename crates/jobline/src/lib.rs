@@ -9,6 +9,7 @@
 pub mod application;
 pub mod cli;
 pub mod config;
+pub mod remote;
 pub mod server;
 pub mod telemetry;
 

@@ -4,6 +4,6 @@
 use clap::Parser;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     jobline::cli::run(jobline::cli::Cli::parse()).await
 }

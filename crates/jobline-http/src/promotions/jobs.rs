@@ -146,7 +146,8 @@ pub async fn cancel(
     caller: EpAdmin,
     Path((pid, id)): Path<(String, String)>,
 ) -> Result<Json<Document<PromotionJob>>, EpError> {
-    let scope = scope(&caller, &pid);
+    // The client is recorded in the job's timeline as the cancel's cause.
+    let scope = scope(&caller, &pid).by_client(caller.client_id());
     let job = app.store.request_cancel(&scope, parse_id(&id)?).await.map_err(|e| match e {
         StoreError::Conflict { .. } => EpError::Unprocessable(CANCEL_REFUSED.into()),
         StoreError::NotFound => EpError::not_found("job"),

@@ -157,8 +157,11 @@ pub async fn cancel(
     caller: EpAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<JobDocument>, EpError> {
-    let job =
-        app.store.request_cancel(&scope(&caller), parse_id(&id)?).await.map_err(cancel_refused)?;
+    let job = app
+        .store
+        .request_cancel(&scope(&caller).by_client(caller.client_id()), parse_id(&id)?)
+        .await
+        .map_err(cancel_refused)?;
     Ok(Json(JobDocument { data: render(&job) }))
 }
 

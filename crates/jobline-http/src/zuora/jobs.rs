@@ -169,7 +169,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<BulkJob>, ZuoraError> {
     let job_id = JobId::parse(&id).map_err(|_| ZuoraError::job_not_found(&id))?;
-    match app.store.request_cancel(&scope(&caller), job_id).await {
+    match app.store.request_cancel(&scope(&caller).by_client(caller.client_id()), job_id).await {
         Ok(job) => Ok(Json(BulkJob::from(&job))),
         Err(StoreError::Conflict { current }) => Err(ZuoraError::bad_request(
             error::NOT_CANCELLABLE,
