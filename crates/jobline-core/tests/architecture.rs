@@ -181,12 +181,13 @@ fn crate_modules_named(code: &str) -> Vec<String> {
 /// "Dialects never import each other": what two dialects share lives in a shared module
 /// (`ep` for the two Elastic Path dialects, `state`, `shared`, `request_id` for all), so a
 /// change to one dialect's DTOs or extractors cannot change another's wire. Zuora also stays
-/// out of `ep` and `files`, which answer in Elastic Path's error shape. Only `lib.rs` and the
-/// router (`app.rs`) name the dialects.
+/// out of `ep` and `files`, which answer in Elastic Path's error shape. Only `lib.rs`, the
+/// router (`app.rs`) and the API description that lists the router's handlers (`openapi.rs`)
+/// name the dialects.
 #[test]
 fn dialects_never_import_each_other() {
     for (f, module, code) in http_modules() {
-        if module == "lib" || module == "app" {
+        if module == "lib" || module == "app" || module == "openapi" {
             continue;
         }
         for named in crate_modules_named(&code) {

@@ -56,7 +56,8 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::files::routes())
         .merge(crate::native::routes())
         .merge(crate::zuora::routes(state.clone()))
-        .merge(crate::ui::routes());
+        .merge(crate::ui::routes())
+        .merge(crate::openapi::routes());
     let routes = if state.metrics.is_some() {
         routes.route("/metrics", get(observe::metrics))
     } else {

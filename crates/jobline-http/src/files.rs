@@ -69,6 +69,7 @@ pub async fn signed_url(
 }
 
 /// `GET /v2/files/{job}/{name}`: the file, if the link is signed and unexpired.
+#[utoipa::path(get, path = "/v2/files/{job}/{name}", tag = "elastic-path", params(("job" = String, Path, description = "the job"), ("name" = String, Path, description = "the name"), ("expires" = Option<i64>, Query, description = "unix seconds"), ("signature" = Option<String>, Query, description = "hex HMAC")), responses((status = 200, description = "the file", content_type = "application/octet-stream"), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 async fn download(
     State(app): State<AppState>,
     Path((job, name)): Path<(String, String)>,

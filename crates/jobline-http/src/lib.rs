@@ -8,12 +8,12 @@
 //! Status codes and error bodies belong to each dialect's `error.rs` (STYLE.md §8.2); the probes
 //! in `health` are the one dialect-free exception.
 //!
-//! Layering: the router ([`mod@app`]) is the only module that names the dialects (`pxm`,
-//! `promotions`, `zuora`, and the operator API `native`), and no module imports it. The
-//! dialects never import each other; what they share sits below them: [`state`] (the app
-//! state, the cause of a 500), `shared` (the bearer token), [`request_id`], and for the two
-//! Elastic Path dialects [`ep`] and [`files`]. `crates/jobline-core/tests/architecture.rs`
-//! checks this.
+//! Layering: the router ([`mod@app`]) and the API description that lists its handlers
+//! ([`openapi`]) are the only modules that name the dialects (`pxm`, `promotions`, `zuora`, and
+//! the operator API `native`), and no module imports the router. The dialects never import each
+//! other; what they share sits below them: [`state`] (the app state, the cause of a 500),
+//! `shared` (the bearer token), [`request_id`], and for the two Elastic Path dialects [`ep`] and
+//! [`files`]. `crates/jobline-core/tests/architecture.rs` checks this.
 
 pub mod app;
 pub mod ep;
@@ -21,6 +21,7 @@ pub mod files;
 mod health;
 pub mod native;
 mod observe;
+pub mod openapi;
 pub mod promotions;
 pub mod pxm;
 pub mod request_id;

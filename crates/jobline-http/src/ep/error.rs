@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use jobline_core::{TransitionError, ValidationError};
 use jobline_store::StoreError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Every way an Elastic Path request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -105,13 +106,13 @@ impl EpError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorDocument {
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDocument {
     errors: [ErrorObject; 1],
 }
 
-#[derive(Serialize)]
-struct ErrorObject {
+#[derive(Serialize, ToSchema)]
+pub struct ErrorObject {
     status: String,
     title: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -10,9 +10,10 @@ use axum::extract::State;
 use axum::Json;
 use jobline_store::{Credentials, StoreError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The token response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
     access_token: String,
     token_type: &'static str,
@@ -22,6 +23,7 @@ pub struct TokenResponse {
 }
 
 /// Issues a token for client credentials or the implicit grant.
+#[utoipa::path(post, path = "/oauth/access_token", tag = "elastic-path", request_body(content = crate::openapi::EpTokenForm, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "a bearer token", body = TokenResponse), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn access_token(
     State(app): State<AppState>,
     EpBody(body): EpBody,

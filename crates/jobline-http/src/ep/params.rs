@@ -5,6 +5,7 @@
 use super::error::EpError;
 use axum::http::HeaderMap;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Page size when none is asked for.
 pub const DEFAULT_LIMIT: u64 = 25;
@@ -141,7 +142,7 @@ pub fn parse_filter(s: &str) -> Result<Vec<Clause>, EpError> {
 
 /// `links` of a list document: `current` and `first` always, `last` except on the final
 /// page, `next`/`prev` where they exist (null otherwise).
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Links {
     /// This page.
     pub current: String,
@@ -156,7 +157,7 @@ pub struct Links {
 }
 
 /// `meta` of a list document.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct ListMeta {
     /// Paging figures.
     pub page: PageMeta,
@@ -165,7 +166,7 @@ pub struct ListMeta {
 }
 
 /// `meta.page`.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct PageMeta {
     /// Page size.
     pub limit: u64,
@@ -178,7 +179,7 @@ pub struct PageMeta {
 }
 
 /// `meta.results`.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct ResultsMeta {
     /// Records matching in all.
     pub total: u64,

@@ -61,6 +61,7 @@ fn code_of(m: &serde_json::Map<String, Value>) -> Result<String, EpError> {
 }
 
 /// `GET /v2/promotions/{id}/codes`: creation order, paged.
+#[utoipa::path(get, path = "/v2/promotions/{id}/codes", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id"), crate::openapi::EpPage), responses((status = 200, description = "a page of codes", body = ListDocument<Code>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn list(
     State(app): State<AppState>,
     Extension(family): Extension<Family>,
@@ -79,6 +80,7 @@ pub async fn list(
 
 /// `POST /v2/promotions/{id}/codes`: adds the given codes; ones the promotion has are skipped
 /// and counted.
+#[utoipa::path(post, path = "/v2/promotions/{id}/codes", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = crate::openapi::CodesBody, responses((status = 201, description = "what was added", body = Document<CodesAdded>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn add(
     State(app): State<AppState>,
     Extension(family): Extension<Family>,
@@ -112,6 +114,7 @@ pub async fn add(
 
 /// `DELETE /v2/promotions/{id}/codes` with `{"data": [{"code": …}, …]}`: deletes those codes.
 /// The body is read by hand because Elastic Path clients may send it without a content type.
+#[utoipa::path(delete, path = "/v2/promotions/{id}/codes", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = crate::openapi::CodesBody, responses((status = 204, description = "deleted"), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn remove(
     State(app): State<AppState>,
     caller: EpAdmin,
@@ -126,6 +129,7 @@ pub async fn remove(
 }
 
 /// `DELETE /v2/promotions/{id}/codes/{code}`.
+#[utoipa::path(delete, path = "/v2/promotions/{id}/codes/{code}", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id"), ("code" = String, Path, description = "the code")), responses((status = 204, description = "deleted"), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn remove_one(
     State(app): State<AppState>,
     caller: EpAdmin,

@@ -9,6 +9,7 @@ use jobline_core::{kinds, Job, JobState};
 use jobline_store::{Promotion, PromotionCode};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 /// The Promotions word for a canonical state (DECISIONS.md table).
 pub fn status(state: JobState) -> &'static str {
@@ -51,14 +52,14 @@ pub fn job_type(kind: &str) -> &str {
 }
 
 /// `{"data": T}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Document<T> {
     /// The resource.
     pub data: T,
 }
 
 /// A page of resources.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ListDocument<T> {
     /// The resources.
     pub data: Vec<T>,
@@ -68,26 +69,27 @@ pub struct ListDocument<T> {
     pub meta: ListMeta,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Timestamps {
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     updated_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Meta {
     timestamps: Timestamps,
 }
 
 /// The `promotion_job` resource (B.3).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PromotionJob {
     #[serde(rename = "type")]
     kind: &'static str,
     id: String,
     /// `promotion_id` or `rule_promotion_id`, depending on the family.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     owner: Map<String, Value>,
     job_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -134,7 +136,8 @@ impl PromotionJob {
 
 /// A promotion, flat: the client's own attributes plus `id`, `type`, `name`, `description`,
 /// `max_codes` (a jobline extension, DECISIONS.md) and `meta.timestamps`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(value_type = Object)]
 pub struct PromotionResource(Map<String, Value>);
 
 impl PromotionResource {
@@ -158,7 +161,7 @@ impl PromotionResource {
 }
 
 /// A promotion code.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Code {
     #[serde(rename = "type")]
     kind: &'static str,
@@ -189,7 +192,7 @@ impl Code {
 }
 
 /// What adding codes did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CodesAdded {
     #[serde(rename = "type")]
     kind: &'static str,
@@ -207,7 +210,7 @@ impl CodesAdded {
 }
 
 /// `{"href": <signed URL>}`: the answer of `GET …/jobs/{id}/file` (B.6), not wrapped in `data`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FileLink {
     /// Where to download the CSV, without a token.
     pub href: String,

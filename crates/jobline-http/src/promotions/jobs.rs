@@ -52,6 +52,7 @@ fn parse_id(id: &str) -> Result<JobId, EpError> {
 /// "parameters"?}}` or the same fields unwrapped. Parameters are checked now (422 naming the
 /// field); the code limit is checked when the job runs (DECISIONS.md). A second unfinished job
 /// on the promotion is 400 `Too many jobs` (B.5).
+#[utoipa::path(post, path = "/v2/promotions/{id}/jobs", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = crate::openapi::PromotionJobBody, responses((status = 201, description = "the job", body = Document<PromotionJob>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn create(
     State(app): State<AppState>,
     Extension(family): Extension<Family>,
@@ -103,6 +104,7 @@ pub async fn create(
 
 /// `GET /v2/promotions/{id}/jobs`: newest first, paged, `filter=eq(job_type,…)` and
 /// `eq(status,…)` with exact status words (B.5).
+#[utoipa::path(get, path = "/v2/promotions/{id}/jobs", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id"), crate::openapi::EpPage), responses((status = 200, description = "a page of jobs", body = ListDocument<PromotionJob>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn list(
     State(app): State<AppState>,
     Extension(family): Extension<Family>,
@@ -138,6 +140,7 @@ pub async fn list(
 
 /// `POST /v2/promotions/{id}/jobs/{job}/cancel`: a pending job ends `cancelled` at once, a
 /// processing one turns `cancelling` until its worker has deleted its codes (B.4).
+#[utoipa::path(post, path = "/v2/promotions/{id}/jobs/{job}/cancel", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id"), ("job" = String, Path, description = "the job")), responses((status = 200, description = "the job", body = Document<PromotionJob>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn cancel(
     State(app): State<AppState>,
     Extension(family): Extension<Family>,
@@ -156,6 +159,7 @@ pub async fn cancel(
 
 /// `GET /v2/promotions/{id}/jobs/{job}/file`: `{"href": <signed URL>}` of a completed
 /// `code_export` job (B.6); any other job is 422.
+#[utoipa::path(get, path = "/v2/promotions/{id}/jobs/{job}/file", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id"), ("job" = String, Path, description = "the job")), responses((status = 200, description = "a signed link to the export", body = FileLink), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn file(
     State(app): State<AppState>,
     caller: EpAdmin,

@@ -46,6 +46,7 @@ fn not_found(e: jobline_store::StoreError) -> EpError {
 }
 
 /// `POST /v2/promotions`.
+#[utoipa::path(post, path = "/v2/promotions", tag = "promotions", security(("bearer" = [])), request_body = crate::openapi::PromotionBody, responses((status = 201, description = "the promotion", body = Document<PromotionResource>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn create(
     State(app): State<AppState>,
     Extension(family): Extension<Family>,
@@ -61,6 +62,7 @@ pub async fn create(
 }
 
 /// `GET /v2/promotions`: newest first, paged.
+#[utoipa::path(get, path = "/v2/promotions", tag = "promotions", security(("bearer" = [])), params(crate::openapi::EpPage), responses((status = 200, description = "a page of promotions", body = ListDocument<PromotionResource>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn list(
     State(app): State<AppState>,
     Extension(family): Extension<Family>,
@@ -76,6 +78,7 @@ pub async fn list(
 }
 
 /// `GET /v2/promotions/{id}`.
+#[utoipa::path(get, path = "/v2/promotions/{id}", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the promotion", body = Document<PromotionResource>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn get_one(
     State(app): State<AppState>,
     Extension(family): Extension<Family>,
@@ -88,6 +91,7 @@ pub async fn get_one(
 
 /// `PUT /v2/promotions/{id}`: fields given are changed, others kept; an attribute set to
 /// `null` is removed.
+#[utoipa::path(put, path = "/v2/promotions/{id}", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = crate::openapi::PromotionBody, responses((status = 200, description = "the promotion", body = Document<PromotionResource>), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn update(
     State(app): State<AppState>,
     Extension(family): Extension<Family>,
@@ -102,6 +106,7 @@ pub async fn update(
 }
 
 /// `DELETE /v2/promotions/{id}`: the promotion and its codes.
+#[utoipa::path(delete, path = "/v2/promotions/{id}", tag = "promotions", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), responses((status = 204, description = "deleted"), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn remove(
     State(app): State<AppState>,
     caller: EpAdmin,

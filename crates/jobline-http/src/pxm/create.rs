@@ -128,6 +128,7 @@ fn new_job(
 }
 
 /// `POST /pcm/products/import`: multipart `file` (CSV); 201 with the pending job.
+#[utoipa::path(post, path = "/pcm/products/import", tag = "pxm", security(("bearer" = [])), request_body(content = crate::openapi::Upload, content_type = "multipart/form-data"), responses((status = 201, description = "the import job", body = JobDocument), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn import_products(
     State(app): State<AppState>,
     caller: EpAdmin,
@@ -157,6 +158,7 @@ pub async fn import_products(
 /// `POST /pcm/pricebooks/import`: multipart `file` (a stream of JSON values, optionally gzip
 /// with `file_compression=gzip`); 201 with the pending job. The content is checked by the job
 /// (the first hard error fails it, as the vendor does); only the form is checked here.
+#[utoipa::path(post, path = "/pcm/pricebooks/import", tag = "pxm", security(("bearer" = [])), request_body(content = crate::openapi::Upload, content_type = "multipart/form-data"), responses((status = 201, description = "the import job", body = JobDocument), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn import_prices(
     State(app): State<AppState>,
     caller: EpAdmin,
@@ -191,6 +193,7 @@ pub async fn import_prices(
 
 /// `POST /pcm/products/export?filter=…&useTemplateSlugs=…`: no body needed (the SDK sends an
 /// empty one with a JSON content type); an optional `columns.include` body is kept for the job.
+#[utoipa::path(post, path = "/pcm/products/export", tag = "pxm", security(("bearer" = [])), request_body(content = Option<crate::openapi::AnyObject>, content_type = "application/json"), responses((status = 201, description = "the export job", body = JobDocument), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn export_products(
     State(app): State<AppState>,
     caller: EpAdmin,

@@ -5,6 +5,7 @@ use crate::ep::params::{Links, ListMeta};
 use crate::ep::timestamp;
 use jobline_core::{Job, JobErrorEntry, JobState};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The kind-name prefix of PXM jobs in the engine (`pxm/product-import`…).
 pub const KIND_PREFIX: &str = "pxm/";
@@ -34,14 +35,14 @@ pub fn states_for_status(word: &str) -> Option<Vec<JobState>> {
 }
 
 /// `{"data": <pim-job>}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct JobDocument {
     /// The job.
     pub data: PimJob,
 }
 
 /// A list of jobs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct JobList {
     /// The jobs, newest first.
     pub data: Vec<PimJob>,
@@ -52,16 +53,17 @@ pub struct JobList {
 }
 
 /// The `pim-job` resource.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PimJob {
     id: String,
     #[serde(rename = "type")]
     kind: &'static str,
     attributes: PimJobAttributes,
+    #[schema(value_type = Object)]
     meta: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct PimJobAttributes {
     created_at: String,
     updated_at: String,
@@ -97,7 +99,7 @@ impl PimJob {
 }
 
 /// A list of job errors.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct JobErrorList {
     /// The errors in the order recorded.
     pub data: Vec<PimJobError>,
@@ -108,7 +110,7 @@ pub struct JobErrorList {
 }
 
 /// The `pim-job-error` resource.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PimJobError {
     #[serde(rename = "type")]
     kind: &'static str,
@@ -116,7 +118,7 @@ pub struct PimJobError {
     attributes: PimJobErrorAttributes,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct PimJobErrorAttributes {
     message: String,
 }

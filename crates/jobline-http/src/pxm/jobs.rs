@@ -83,6 +83,7 @@ pub(crate) async fn render_full(
 }
 
 /// `GET /pcm/jobs`: newest first, paged, `filter=eq(status,…)` / `eq(type,…)`.
+#[utoipa::path(get, path = "/pcm/jobs", tag = "pxm", security(("bearer" = [])), params(crate::openapi::EpPage), responses((status = 200, description = "a page of jobs", body = JobList), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn list(
     State(app): State<AppState>,
     caller: EpAdmin,
@@ -115,6 +116,7 @@ pub async fn list(
 }
 
 /// `GET /pcm/jobs/{id}`.
+#[utoipa::path(get, path = "/pcm/jobs/{id}", tag = "pxm", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the job", body = JobDocument), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn get_one(
     State(app): State<AppState>,
     caller: EpAdmin,
@@ -126,6 +128,7 @@ pub async fn get_one(
 }
 
 /// `GET /pcm/jobs/{id}/errors`: the job's errors in the order recorded, paged.
+#[utoipa::path(get, path = "/pcm/jobs/{id}/errors", tag = "pxm", security(("bearer" = [])), params(("id" = String, Path, description = "the id"), crate::openapi::EpPage), responses((status = 200, description = "a page of the job's errors", body = JobErrorList), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn errors(
     State(app): State<AppState>,
     caller: EpAdmin,
@@ -148,6 +151,7 @@ pub async fn errors(
 
 /// `POST /pcm/jobs/{id}/cancel`: only a `pending` job cancels; any body (none, `{}`) is
 /// accepted and ignored, since the SDK sends `Content-Type: application/json` with no body.
+#[utoipa::path(post, path = "/pcm/jobs/{id}/cancel", tag = "pxm", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the job, cancelled", body = JobDocument), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn cancel(
     State(app): State<AppState>,
     caller: EpAdmin,

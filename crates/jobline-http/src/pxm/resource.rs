@@ -5,9 +5,10 @@
 use crate::ep::error::EpError;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 /// A request document with one resource.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct Document {
     /// The resource.
     pub data: Resource,
@@ -15,14 +16,14 @@ pub struct Document {
 
 /// A request document with a list of resource identifiers (relationship bodies); a single
 /// object is accepted too.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct Identifiers {
     /// The identifiers.
     pub data: OneOrMany,
 }
 
 /// One identifier or several.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum OneOrMany {
     /// A list.
@@ -45,7 +46,7 @@ impl Identifiers {
 }
 
 /// A resource object of a request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct Resource {
     /// `type`, if sent.
     #[serde(rename = "type")]
@@ -54,12 +55,15 @@ pub struct Resource {
     pub id: Option<String>,
     /// `attributes`.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
     /// `relationships`, if sent.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub relationships: Map<String, Value>,
     /// `meta`, if sent.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub meta: Map<String, Value>,
 }
 

@@ -30,6 +30,7 @@ fn not_found(object: &str) -> ZuoraError {
 }
 
 /// `GET /objects/definitions/default` (`select=type`: only each object's `type`).
+#[utoipa::path(get, path = "/objects/definitions/default", tag = "zuora", security(("bearer" = [])), params(("select" = Option<String>, Query, description = "`type` for names only")), responses((status = 200, description = "the definitions", body = crate::openapi::AnyObject), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn list(
     State(app): State<AppState>,
     caller: ZuoraCaller,
@@ -41,6 +42,7 @@ pub async fn list(
 }
 
 /// `POST /objects/definitions/default`: creates every definition given, or none.
+#[utoipa::path(post, path = "/objects/definitions/default", tag = "zuora", security(("bearer" = [])), request_body = crate::openapi::DefinitionsBody, responses((status = 200, description = "the definitions made", body = crate::openapi::AnyObject), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn create(
     State(app): State<AppState>,
     caller: ZuoraCaller,
@@ -69,6 +71,7 @@ pub async fn create(
 }
 
 /// `GET /objects/definitions/default/{object}`.
+#[utoipa::path(get, path = "/objects/definitions/default/{object}", tag = "zuora", security(("bearer" = [])), params(("object" = String, Path, description = "the object")), responses((status = 200, description = "the definition", body = crate::openapi::AnyObject), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn get_one(
     State(app): State<AppState>,
     caller: ZuoraCaller,
@@ -83,6 +86,7 @@ pub async fn get_one(
 
 /// `DELETE /objects/definitions/default/{object}`: only an object without records; answers
 /// the deleted definition's URI as a JSON string (C.11).
+#[utoipa::path(delete, path = "/objects/definitions/default/{object}", tag = "zuora", security(("bearer" = [])), params(("object" = String, Path, description = "the object")), responses((status = 200, description = "the deleted definition's path", body = String), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn delete(
     State(app): State<AppState>,
     caller: ZuoraCaller,

@@ -8,6 +8,7 @@ use jobline_core::{Job, JobErrorEntry, JobState};
 use jobline_store::StoredDefinition;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 /// Zuora's word for a canonical state (DECISIONS.md table). `cancelling` never happens to a
 /// Zuora job (it cancels only before running); should it, the job is still `in_progress`.
@@ -36,7 +37,7 @@ pub fn states_for_status(word: &str) -> Option<Vec<JobState>> {
 }
 
 /// `POST /objects/jobs` body (C.5).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateJob {
     /// `default` or `com_zuora`.
     pub namespace: String,
@@ -50,14 +51,14 @@ pub struct CreateJob {
 }
 
 /// A job-level failure.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct JobFailure {
     code: i64,
     message: String,
 }
 
 /// `CustomObjectBulkJobResponse` (C.3).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BulkJob {
     #[serde(rename = "Id")]
     id: String,
@@ -114,7 +115,7 @@ impl From<&Job> for BulkJob {
 }
 
 /// `GET /objects/jobs` (C.7): `cursor` is left out on the last page (DECISIONS.md).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BulkJobList {
     /// Jobs on this page.
     pub count: usize,
@@ -126,7 +127,7 @@ pub struct BulkJobList {
 }
 
 /// One entry of `GET /objects/jobs/{id}/errors` (C.8).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BulkJobError {
     code: i64,
     message: String,
@@ -147,7 +148,7 @@ impl From<&JobErrorEntry> for BulkJobError {
 }
 
 /// `{"errors": [...]}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BulkJobErrors {
     /// Every error, in the order recorded.
     pub errors: Vec<BulkJobError>,
@@ -186,7 +187,7 @@ pub fn record(r: &CustomObjectRecord) -> Value {
 }
 
 /// The token answer (C.10): `expires_in` must be a number (`sdk-clients.md` §2.2).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Token {
     /// The bearer token.
     pub access_token: String,

@@ -21,6 +21,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jobline_store::StoreError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Header and body-parsing problems (jobline's choice of resource `710000`).
 pub const BAD_HEADER: i64 = 71000020;
@@ -130,8 +131,8 @@ impl ZuoraError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+#[derive(Serialize, ToSchema)]
+pub struct Body<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<i64>,
     message: &'a str,

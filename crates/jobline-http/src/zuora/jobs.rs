@@ -86,6 +86,7 @@ fn check(body: &CreateJob) -> Result<BulkOperation, ZuoraError> {
 }
 
 /// `POST /objects/jobs`.
+#[utoipa::path(post, path = "/objects/jobs", tag = "zuora", security(("bearer" = [])), request_body = CreateJob, responses((status = 200, description = "the job", body = BulkJob), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn create(
     State(app): State<AppState>,
     caller: ZuoraCaller,
@@ -111,6 +112,7 @@ pub async fn create(
 }
 
 /// `GET /objects/jobs`: newest first, `pageSize` (default 25, max 100), `cursor`, `status`.
+#[utoipa::path(get, path = "/objects/jobs", tag = "zuora", security(("bearer" = [])), params(("pageSize" = Option<u64>, Query, description = "jobs per page"), ("status" = Option<String>, Query, description = "only jobs in this status"), ("cursor" = Option<String>, Query, description = "where the page starts")), responses((status = 200, description = "a page of jobs", body = BulkJobList), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn list(
     State(app): State<AppState>,
     caller: ZuoraCaller,
@@ -139,6 +141,7 @@ pub async fn list(
 }
 
 /// `GET /objects/jobs/{id}`.
+#[utoipa::path(get, path = "/objects/jobs/{id}", tag = "zuora", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the job", body = BulkJob), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn get_one(
     State(app): State<AppState>,
     caller: ZuoraCaller,
@@ -148,6 +151,7 @@ pub async fn get_one(
 }
 
 /// `GET /objects/jobs/{id}/errors`: every error, in the order recorded (no paging, C.8).
+#[utoipa::path(get, path = "/objects/jobs/{id}/errors", tag = "zuora", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the job's errors", body = BulkJobErrors), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn errors(
     State(app): State<AppState>,
     caller: ZuoraCaller,
@@ -159,6 +163,7 @@ pub async fn errors(
 }
 
 /// `PATCH /objects/jobs/{id}/cancel`: only pending and accepted jobs cancel.
+#[utoipa::path(patch, path = "/objects/jobs/{id}/cancel", tag = "zuora", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the job", body = BulkJob), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn cancel(
     State(app): State<AppState>,
     caller: ZuoraCaller,
@@ -181,6 +186,7 @@ pub async fn cancel(
 
 /// `POST /objects/jobs/{id}/files`: the CSV as the raw body (`text/csv`, as zuora-sdk sends
 /// it) or as the `file` part of a multipart form (Zuora's docs); once per job, ≤ 15 MB.
+#[utoipa::path(post, path = "/objects/jobs/{id}/files", tag = "zuora", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body(content = crate::openapi::Upload, content_type = "multipart/form-data"), responses((status = 200, description = "the job", body = BulkJob), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn upload(
     State(app): State<AppState>,
     caller: ZuoraCaller,

@@ -11,6 +11,7 @@ use axum::Json;
 use jobline_store::{Credentials, StoreError};
 
 /// Issues a token for client credentials.
+#[utoipa::path(post, path = "/oauth/token", tag = "zuora", request_body(content = crate::openapi::ZuoraTokenForm, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "a bearer token", body = Token), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn token(
     State(app): State<AppState>,
     ZuoraBody(body): ZuoraBody,

@@ -70,6 +70,7 @@ fn detail(e: &FieldError, record: &Map<String, Value>) -> Value {
 }
 
 /// `POST /objects/records/default/{object}`.
+#[utoipa::path(post, path = "/objects/records/default/{object}", tag = "zuora", security(("bearer" = [])), params(("object" = String, Path, description = "the object")), request_body = crate::openapi::RecordsBody, responses((status = 200, description = "the records made", body = crate::openapi::AnyObject), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn create(
     State(app): State<AppState>,
     caller: ZuoraCaller,
@@ -137,6 +138,7 @@ fn schema_failure(details: Vec<Value>) -> ZuoraError {
 
 /// `GET /objects/records/default/{object}`: `q`, `ids` (repeatable), `pageSize` (1..=1000,
 /// default 100), `cursor` (the last id of the previous page).
+#[utoipa::path(get, path = "/objects/records/default/{object}", tag = "zuora", security(("bearer" = [])), params(("object" = String, Path, description = "the object"), ("pageSize" = Option<u64>, Query, description = "records per page"), ("q" = Option<String>, Query, description = "a query"), ("cursor" = Option<String>, Query, description = "where the page starts")), responses((status = 200, description = "a page of records", body = crate::openapi::AnyObject), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn list(
     State(app): State<AppState>,
     caller: ZuoraCaller,
@@ -165,6 +167,7 @@ fn parse_id(id: &str) -> Result<Uuid, ZuoraError> {
 }
 
 /// `GET /objects/records/default/{object}/{id}`.
+#[utoipa::path(get, path = "/objects/records/default/{object}/{id}", tag = "zuora", security(("bearer" = [])), params(("object" = String, Path, description = "the object"), ("id" = String, Path, description = "the id")), responses((status = 200, description = "the record", body = crate::openapi::AnyObject), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn get_one(
     State(app): State<AppState>,
     caller: ZuoraCaller,
@@ -212,6 +215,7 @@ fn first_error(mut errors: Vec<FieldError>) -> ZuoraError {
 }
 
 /// `PUT /objects/records/default/{object}/{id}`: replaces every custom field.
+#[utoipa::path(put, path = "/objects/records/default/{object}/{id}", tag = "zuora", security(("bearer" = [])), params(("object" = String, Path, description = "the object"), ("id" = String, Path, description = "the id")), request_body = crate::openapi::AnyObject, responses((status = 200, description = "the record", body = crate::openapi::AnyObject), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn replace(
     State(app): State<AppState>,
     caller: ZuoraCaller,
@@ -226,6 +230,7 @@ pub async fn replace(
 }
 
 /// `PATCH /objects/records/default/{object}/{id}`: a JSON merge patch (`null` removes).
+#[utoipa::path(patch, path = "/objects/records/default/{object}/{id}", tag = "zuora", security(("bearer" = [])), params(("object" = String, Path, description = "the object"), ("id" = String, Path, description = "the id")), request_body = crate::openapi::AnyObject, responses((status = 200, description = "the record", body = crate::openapi::AnyObject), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn update(
     State(app): State<AppState>,
     caller: ZuoraCaller,
@@ -241,6 +246,7 @@ pub async fn update(
 
 /// `DELETE /objects/records/default/{object}/{id}`: 200 with the record's URI, whether or not
 /// it existed (C.12).
+#[utoipa::path(delete, path = "/objects/records/default/{object}/{id}", tag = "zuora", security(("bearer" = [])), params(("object" = String, Path, description = "the object"), ("id" = String, Path, description = "the id")), responses((status = 200, description = "the deleted record's path", body = String), (status = "4XX", description = "refused, in Zuora's error shape", body = crate::zuora::error::Body<'static>)))]
 pub async fn delete(
     State(app): State<AppState>,
     caller: ZuoraCaller,

@@ -12,6 +12,7 @@ mod engine;
 mod helpers;
 mod metrics;
 mod native;
+mod openapi;
 mod promotions;
 mod pxm;
 mod pxm_catalog;

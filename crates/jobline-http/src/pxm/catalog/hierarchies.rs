@@ -199,6 +199,7 @@ impl Linking for Node {
 }
 
 /// `POST /pcm/hierarchies/{id}/nodes` (the parent, if any, in `relationships.parent`).
+#[utoipa::path(post, path = "/pcm/hierarchies/{id}/nodes", tag = "pxm", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = Document, responses((status = 201, description = "the node", body = crate::openapi::EpOne), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn create_node(
     State(app): State<AppState>,
     caller: EpAdmin,
@@ -221,6 +222,7 @@ pub async fn create_node(
 
 /// `GET /pcm/hierarchies/{id}/children` (the top-level nodes) and
 /// `GET /pcm/hierarchies/{id}/nodes/{node}/children` (a node's children).
+#[utoipa::path(get, path = "/pcm/hierarchies/{id}/children", tag = "pxm", security(("bearer" = [])), params(("id" = String, Path, description = "the id"), crate::openapi::EpPage), responses((status = 200, description = "a page of the hierarchy's top nodes", body = crate::openapi::EpPageDocument), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn children(
     State(app): State<AppState>,
     caller: EpAdmin,
@@ -242,6 +244,7 @@ pub async fn children(
 }
 
 /// `GET /pcm/hierarchies/{id}/nodes/{node}/products`.
+#[utoipa::path(get, path = "/pcm/hierarchies/{id}/nodes/{node}/products", tag = "pxm", security(("bearer" = [])), params(("id" = String, Path, description = "the id"), ("node" = String, Path, description = "the node"), crate::openapi::EpPage), responses((status = 200, description = "a page of the node's products", body = crate::openapi::EpPageDocument), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn node_products(
     State(app): State<AppState>,
     caller: EpAdmin,
@@ -256,6 +259,7 @@ pub async fn node_products(
 /// `POST /pcm/hierarchies/{id}/duplicate_job` (A.10): body
 /// `{"data":{"type":"hierarchy","attributes":{"name"?,"description"?,"include_products"?}}}`,
 /// no other attribute allowed.
+#[utoipa::path(post, path = "/pcm/hierarchies/{id}/duplicate_job", tag = "pxm", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), request_body = Document, responses((status = 201, description = "the duplicate job", body = JobDocument), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn duplicate_hierarchy(
     State(app): State<AppState>,
     caller: EpAdmin,

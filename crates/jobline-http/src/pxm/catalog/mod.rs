@@ -15,9 +15,9 @@
 //! not found. An update hands the store the request's attributes as a closure over the record
 //! as stored, so the store reads, merges and writes it in one transaction.
 
-mod hierarchies;
+pub(crate) mod hierarchies;
 mod pricebooks;
-mod products;
+pub(crate) mod products;
 mod variations;
 
 pub use hierarchies::{children, create_node, duplicate_hierarchy, node_products};

@@ -129,6 +129,7 @@ impl Linking for Product {
 }
 
 /// `POST /pcm/products/{id}/build`: a `child-products` job; no body (A.11).
+#[utoipa::path(post, path = "/pcm/products/{id}/build", tag = "pxm", security(("bearer" = [])), params(("id" = String, Path, description = "the id")), responses((status = 201, description = "the build job", body = JobDocument), (status = "4XX", description = "refused, in Elastic Path's error shape", body = crate::ep::error::ErrorDocument)))]
 pub async fn build_children(
     State(app): State<AppState>,
     caller: EpAdmin,
