@@ -156,6 +156,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/objects/jobs/{id}/files"),
     ("GET", "/objects/jobs/{id}/errors"),
     ("PATCH", "/objects/jobs/{id}/cancel"),
+    // The native operator API.
+    ("GET", "/v1/jobs"),
+    ("GET", "/v1/jobs/{id}"),
+    ("GET", "/v1/jobs/{id}/errors"),
+    ("GET", "/v1/jobs/{id}/files/{name}"),
+    ("POST", "/v1/jobs/{id}/cancel"),
+    ("GET", "/v1/queues"),
+    ("GET", "/v1/events"),
 ];
 
 /// The handlers the document describes, and what `Modify` steps add.
@@ -222,6 +230,13 @@ pub const ROUTES: &[(&str, &str)] = &[
         crate::zuora::jobs::errors,
         crate::zuora::jobs::cancel,
         crate::zuora::jobs::upload,
+        crate::native::jobs::list,
+        crate::native::jobs::get_one,
+        crate::native::jobs::errors,
+        crate::native::jobs::file,
+        crate::native::jobs::cancel,
+        crate::native::jobs::queues,
+        crate::native::stream::events,
     ),
     components(schemas(
         AnyObject,
@@ -230,6 +245,8 @@ pub const ROUTES: &[(&str, &str)] = &[
         EpListDocument,
         crate::pxm::resource::Document,
         crate::pxm::resource::Identifiers,
+        // The data of each `GET /v1/events` event: the stream itself is documented as text.
+        crate::native::dto::StreamEvent,
     )),
     modifiers(&Catalog, &RuleFamily, &Bearer, &UniqueOperationIds),
     tags(
@@ -237,6 +254,8 @@ pub const ROUTES: &[(&str, &str)] = &[
         (name = "promotions", description = "Elastic Path Promotions: promotions, codes, jobs"),
         (name = "elastic-path", description = "What both Elastic Path dialects share"),
         (name = "zuora", description = "Zuora custom objects and bulk jobs"),
+        (name = "v1", description = "jobline's own operator API: jobs of every dialect in \
+                                     canonical states, queues, and a stream of state changes"),
         (name = "probes", description = "Liveness and readiness"),
         (name = "meta", description = "This description"),
     )

@@ -1,11 +1,16 @@
 //! What `/v1` sends, as plain serde structs (`/work/notes/v1-api.md`). Built from the domain
 //! and store types, which are never serialised themselves.
+//!
+//! Each derives `ToSchema` for the OpenAPI document under a `V1` name (`#[schema(as = …)]`):
+//! utoipa names a schema after the bare type, and the dialects have types of the same names
+//! (`JobList`), whose schemas would silently replace these.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use jobline_core::{Job, JobErrorEntry};
 use jobline_store::{dialect_of, FileInfo, JobEvent, QueueStats};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// RFC 3339 with milliseconds, in UTC (`2026-11-30T17:00:00.123Z`).
 pub fn time(t: DateTime<Utc>) -> String {
@@ -13,7 +18,8 @@ pub fn time(t: DateTime<Utc>) -> String {
 }
 
 /// A job's progress.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = V1Progress)]
 pub struct ProgressDto {
     /// Units done.
     pub done: u64,
@@ -22,14 +28,23 @@ pub struct ProgressDto {
 }
 
 /// A job as every list and stream shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = V1JobSummary)]
 pub struct JobSummary {
+    /// The job's id (a UUID).
     pub id: String,
+    /// The tenant it belongs to.
     pub tenant: String,
+    /// The part of `kind` before `/` (`pxm`, `promotions`, `zuora`), or `engine`.
     pub dialect: String,
+    /// `dialect/name`, e.g. `pxm/product_import`.
     pub kind: String,
+    /// The queue it runs on.
     pub queue: String,
+    /// What the job acts on, when its kind names one.
     pub subject: Option<String>,
+    /// The canonical state.
+    #[schema(example = "running")]
     pub state: &'static str,
     pub attempt: u32,
     pub max_attempts: u32,
@@ -64,14 +79,18 @@ impl From<&Job> for JobSummary {
 }
 
 /// `GET /v1/jobs`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = V1JobList)]
 pub struct JobList {
+    /// The page of jobs.
     pub data: Vec<JobSummary>,
+    /// The `cursor` of the next page; `null` on the last.
     pub next: Option<String>,
 }
 
 /// One state change.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = V1Event)]
 pub struct EventDto {
     pub event_id: i64,
     pub job_id: String,
@@ -79,7 +98,9 @@ pub struct EventDto {
     pub queue: String,
     pub kind: String,
     pub at: String,
+    /// The state left; `null` for the creation event.
     pub from: Option<&'static str>,
+    /// The state entered.
     pub to: &'static str,
     pub attempt: u32,
     pub node: Option<String>,
@@ -105,19 +126,23 @@ impl From<&JobEvent> for EventDto {
 }
 
 /// An event on the stream: the change, and the job as it is now.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = V1StreamEvent)]
 pub struct StreamEvent {
     #[serde(flatten)]
     pub event: EventDto,
+    /// The job as it is now; `null` if it has been deleted.
     pub job: Option<JobSummary>,
 }
 
 /// One error of a job.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = V1JobError)]
 pub struct ErrorDto {
     pub row: Option<i64>,
     pub code: Option<i64>,
     pub message: String,
+    /// The input record the error is about, as given.
     pub record: Option<serde_json::Value>,
 }
 
@@ -128,21 +153,26 @@ impl From<JobErrorEntry> for ErrorDto {
 }
 
 /// `GET /v1/jobs/{id}/errors`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = V1ErrorPage)]
 pub struct ErrorPage {
+    /// The page of errors.
     pub data: Vec<ErrorDto>,
+    /// The `cursor` of the next page; `null` on the last.
     pub next: Option<String>,
 }
 
 /// The first errors of a job, with their total.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = V1ErrorsHead)]
 pub struct ErrorsHead {
     pub total: u64,
     pub data: Vec<ErrorDto>,
 }
 
 /// A file of a job.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = V1File)]
 pub struct FileDto {
     pub name: String,
     pub content_type: String,
@@ -158,23 +188,28 @@ impl FileDto {
 }
 
 /// `GET /v1/jobs/{id}`: the summary and everything about the job.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = V1JobDetail)]
 pub struct JobDetail {
     #[serde(flatten)]
     pub summary: JobSummary,
+    /// What the job produced, shaped by its kind.
     pub result: Option<serde_json::Value>,
+    /// Every state change, oldest first.
     pub timeline: Vec<EventDto>,
     pub errors: ErrorsHead,
     pub files: Vec<FileDto>,
 }
 
 /// A queue in `GET /v1/queues`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = V1Queue)]
 pub struct QueueDto {
     pub queue: String,
     pub tenant: String,
     pub concurrency: Option<u32>,
     pub running: u64,
+    /// Jobs per canonical state, every state present.
     pub counts: BTreeMap<&'static str, u64>,
     pub oldest_pending_age_secs: Option<f64>,
     pub finished_last_minute: u64,
@@ -195,7 +230,8 @@ impl From<QueueStats> for QueueDto {
 }
 
 /// `GET /v1/queues`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = V1QueueList)]
 pub struct QueueList {
     pub data: Vec<QueueDto>,
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use jobline_core::JobState;
 use jobline_store::StoreError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Every way a `/v1` request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -74,18 +75,29 @@ impl From<StoreError> for NativeError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every `/v1` error. It is also the OpenAPI schema of `/v1`'s `4XX` answers, so
+/// what is rendered and what is documented cannot drift apart.
+#[derive(Serialize, ToSchema)]
+#[schema(as = V1ErrorDocument)]
+pub struct Body {
+    error: Inner,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
+/// The error itself.
+#[derive(Serialize, ToSchema)]
+#[schema(as = V1ErrorObject)]
+pub struct Inner {
+    /// The HTTP status, repeated.
     status: u16,
-    code: &'a str,
+    /// `unauthorized`, `forbidden`, `not_found`, `not_cancellable`, `bad_request`,
+    /// `method_not_allowed` or `internal`.
+    #[schema(example = "not_found")]
+    code: &'static str,
+    /// What went wrong, for a person; a bad parameter is named.
     message: String,
+    /// The job's state, on `not_cancellable` only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<&'a str>,
+    state: Option<&'static str>,
 }
 
 impl IntoResponse for NativeError {

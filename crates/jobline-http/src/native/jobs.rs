@@ -28,6 +28,7 @@ fn job_id(id: &str) -> Result<JobId, NativeError> {
 }
 
 /// `GET /v1/jobs`.
+#[utoipa::path(get, path = "/v1/jobs", tag = "v1", security(("bearer" = [])), params(super::params::JobsQuery), responses((status = 200, description = "a page of jobs, newest first unless `sort` says otherwise", body = JobList), (status = "4XX", description = "refused, in the operator API's error shape", body = super::error::Body)))]
 pub async fn list(
     caller: Caller,
     State(app): State<AppState>,
@@ -79,6 +80,7 @@ pub async fn list(
 }
 
 /// `GET /v1/jobs/{id}`.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "v1", security(("bearer" = [])), params(("id" = String, Path, description = "the job's id")), responses((status = 200, description = "the job with its result, timeline, first errors and files", body = JobDetail), (status = "4XX", description = "refused, in the operator API's error shape", body = super::error::Body)))]
 pub async fn get_one(
     caller: Caller,
     State(app): State<AppState>,
@@ -100,6 +102,7 @@ pub async fn get_one(
 }
 
 /// `GET /v1/jobs/{id}/errors`.
+#[utoipa::path(get, path = "/v1/jobs/{id}/errors", tag = "v1", security(("bearer" = [])), params(("id" = String, Path, description = "the job's id"), super::params::ErrorsQuery), responses((status = 200, description = "a page of the job's errors, in the order recorded", body = ErrorPage), (status = "4XX", description = "refused, in the operator API's error shape", body = super::error::Body)))]
 pub async fn errors(
     caller: Caller,
     State(app): State<AppState>,
@@ -119,6 +122,7 @@ pub async fn errors(
 }
 
 /// `GET /v1/jobs/{id}/files/{name}`.
+#[utoipa::path(get, path = "/v1/jobs/{id}/files/{name}", tag = "v1", security(("bearer" = [])), params(("id" = String, Path, description = "the job's id"), ("name" = String, Path, description = "the file's name")), responses((status = 200, description = "the file, with its own content type, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = "4XX", description = "refused, in the operator API's error shape", body = super::error::Body)))]
 pub async fn file(
     caller: Caller,
     State(app): State<AppState>,
@@ -144,6 +148,7 @@ pub async fn file(
 }
 
 /// `POST /v1/jobs/{id}/cancel`: the kind's own rule, as every dialect's cancel applies it.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "v1", security(("bearer" = [])), params(("id" = String, Path, description = "the job's id")), responses((status = 200, description = "the job, now `cancelled` or `cancelling`", body = JobSummary), (status = "4XX", description = "refused, in the operator API's error shape", body = super::error::Body)))]
 pub async fn cancel(
     caller: Caller,
     State(app): State<AppState>,
@@ -161,6 +166,7 @@ pub async fn cancel(
 }
 
 /// `GET /v1/queues`.
+#[utoipa::path(get, path = "/v1/queues", tag = "v1", security(("bearer" = [])), params(super::params::QueuesQuery), responses((status = 200, description = "every queue with its counts per state", body = QueueList), (status = "4XX", description = "refused, in the operator API's error shape", body = super::error::Body)))]
 pub async fn queues(
     caller: Caller,
     State(app): State<AppState>,

@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use chrono::DateTime;
 use jobline_core::{JobId, JobState, TenantId};
 use std::collections::HashMap;
+use utoipa::IntoParams;
 
 /// The query parameters of a request, each name once (the last value wins).
 #[derive(Debug, Default)]
@@ -89,4 +90,73 @@ impl Params {
             })
             .transpose()
     }
+}
+
+/// The query of `GET /v1/jobs`, for the OpenAPI document only: the handler reads [`Params`],
+/// so that every bad value is a 400 in this API's shape.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobsQuery {
+    /// Only this tenant's jobs (an admin may name only its own).
+    pub tenant: Option<String>,
+    /// `pxm`, `promotions`, `zuora` or `engine`.
+    pub dialect: Option<String>,
+    /// Only jobs of this kind (`pxm/product_import`).
+    pub kind: Option<String>,
+    /// Canonical states, comma-separated (`pending,running`).
+    pub state: Option<String>,
+    /// Only jobs on this queue.
+    pub queue: Option<String>,
+    /// Only jobs about this subject.
+    pub subject: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub created_after: Option<String>,
+    /// Created before this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub created_before: Option<String>,
+    /// `-created_at` (newest first, the default) or `created_at`.
+    pub sort: Option<String>,
+    /// Jobs per page, 50 unless given.
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u64>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The query of `GET /v1/jobs/{id}/errors`, for the OpenAPI document only (see [`JobsQuery`]).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ErrorsQuery {
+    /// Errors per page, 50 unless given.
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u64>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The query of `GET /v1/queues`, for the OpenAPI document only (see [`JobsQuery`]).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QueuesQuery {
+    /// Only this tenant's queues (an admin may name only its own).
+    pub tenant: Option<String>,
+}
+
+/// The query of `GET /v1/events`, for the OpenAPI document only (see [`JobsQuery`]).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only this tenant's events (an admin may name only its own).
+    pub tenant: Option<String>,
+    /// Only events of jobs on this queue.
+    pub queue: Option<String>,
+    /// Only events of this job (its id).
+    pub job: Option<String>,
+    /// Replay every stored event after this id first (as `Last-Event-ID`); `0` replays all.
+    /// Without either, the stream starts live from now.
+    #[param(minimum = 0)]
+    pub last_event_id: Option<i64>,
+    /// The token, for clients that cannot set `Authorization` (a browser's `EventSource`).
+    pub access_token: Option<String>,
 }
