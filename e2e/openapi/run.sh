@@ -57,11 +57,16 @@ python3 e2e/openapi/seed.py "http://127.0.0.1:$PORT" "$TOKEN" "$WORK/schemathesi
 
 # `timeout` bounds the whole run (about a minute on the 2-core CI machine at 10 examples);
 # OPENAPI_TIMEOUT lifts it for a longer local hunt.
+# `GET /v1/events` is left out: it is a server-sent event stream that stays open until the
+# client leaves, so every generated request whose parameters are valid would hold the single
+# worker for the whole --request-timeout and then count as a failure; its refusals (bad
+# parameters, tokens, roles) are covered by crates/jobline/tests/api's native tests instead.
 # One worker: hypothesis parses its own source with `ast.parse` while generating, which is not
 # thread-safe on CPython 3.11 ("AST constructor recursion depth mismatch" under two workers).
 if ! timeout "${OPENAPI_TIMEOUT:-240}" "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "http://127.0.0.1:$PORT/openapi.json" \
     --header "Authorization: Bearer $TOKEN" \
     --checks not_a_server_error,response_schema_conformance \
+    --exclude-operation-id get_v1_events \
     --max-examples "$EXAMPLES" --seed "${OPENAPI_SEED:-1}" --workers 1 --request-timeout 10 \
     --phases examples,coverage,fuzzing --no-color --report junit \
     --report-dir "$WORK/report"; then

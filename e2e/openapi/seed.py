@@ -71,6 +71,7 @@ rules = [
     (r"^/objects/definitions/default/\{object\}", {"object": "vehicle"}),
     (r"^/objects/records/default/\{object\}", {"object": "vehicle", "id": record}),
     (r"^/objects/jobs/\{id\}", {"id": zuora_job}),
+    (r"^/v1/jobs/\{id\}", {"id": pxm_job}),
 ]
 with open(OUT, "w") as f:
     for regex, params in rules:
