@@ -179,8 +179,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     info(
         title = "jobline",
         description = "Asynchronous jobs behind the job APIs of Elastic Path PXM, Elastic Path \
-                       Promotions and Zuora custom objects. Each dialect answers errors in its \
-                       vendor's own shape."
+                       Promotions and Zuora custom objects, and jobline's own operator API \
+                       (`/v1`). Each dialect answers errors in its vendor's own shape."
     ),
     paths(
         openapi_json,
