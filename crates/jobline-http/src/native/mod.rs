@@ -15,6 +15,7 @@ pub mod params;
 pub mod stream;
 
 use crate::state::AppState;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -40,6 +41,17 @@ pub fn routes() -> Router<AppState> {
         .route("/queues", get(jobs::queues))
         .route("/events", get(stream::events))
         .fallback(error::not_found)
-        .method_not_allowed_fallback(error::method_not_allowed);
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(refuse_nul));
     Router::new().nest("/v1", v1)
+}
+
+/// Refuses a request whose path or query spells U+0000 (`%00`) with a 400, before any handler:
+/// no stored text may hold NUL, and PostgreSQL would refuse a path parameter holding it (a file
+/// name) as a 500. [`params::Params`] checks the query too, for the handlers that read one.
+async fn refuse_nul(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if crate::shared::uri_has_nul(req.uri()) {
+        return error::NativeError::BadRequest(crate::shared::NUL_REFUSED.into()).into_response();
+    }
+    next.run(req).await
 }

@@ -532,6 +532,10 @@ async fn errors_and_files_of_a_job(engine: Engine) {
     }
     assert_eq!(seen, (0..5).map(|i| format!("bad row {i}")).collect::<Vec<_>>());
 
+    // A file name holding NUL never reaches the store (PostgreSQL would answer it with a 500).
+    let (status, body) = n.get(&format!("/v1/jobs/{id}/files/a%00b"), &n.op).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"), "{body}");
+
     let r = n.app.authed(Method::GET, &format!("/v1/jobs/{id}/files/out.csv"), &n.op).send();
     let r = r.await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
