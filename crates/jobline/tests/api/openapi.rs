@@ -30,11 +30,14 @@ fn concrete(path: &str) -> String {
 }
 
 /// Whether an answer is one of the router's fallbacks rather than a handler's: 405, or a 404
-/// with no body (outside every dialect) or a dialect's "no such endpoint".
+/// with no body (outside every dialect), a dialect's "no such endpoint" or `/v1`'s "no such
+/// route".
 fn is_fallback(status: StatusCode, body: &str) -> bool {
     status == StatusCode::METHOD_NOT_ALLOWED
         || (status == StatusCode::NOT_FOUND
-            && (body.is_empty() || body.contains("no such endpoint")))
+            && (body.is_empty()
+                || body.contains("no such endpoint")
+                || body.contains("no such route")))
 }
 
 async fn send(app: &TestApp, method: Method, path: &str) -> (StatusCode, String) {
