@@ -61,13 +61,18 @@ async fn metrics_show_a_run_job_and_label_requests_by_route_template(engine: Eng
     let missing = app.get("/no/such/path").await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 
-    let body = scrape(&app).await;
     let kind = kinds::pxm::PRODUCT_EXPORT.name;
+    let finished = format!("jobline_jobs_finished_total{{kind=\"{kind}\",state=\"succeeded\"}} ");
+    // The worker counts the job after its completion committed, so a client can see the job
+    // succeeded a moment before the counter moves: scrape until it has.
+    let body = eventually(Duration::from_secs(10), || async {
+        let body = scrape(&app).await;
+        value(&body, &finished).is_some_and(|v| v > 0.0).then_some(body)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{finished}never counted"));
     assert_positive(&body, &format!("jobline_jobs_created_total{{kind=\"{kind}\"}} "));
-    assert_positive(
-        &body,
-        &format!("jobline_jobs_finished_total{{kind=\"{kind}\",state=\"succeeded\"}} "),
-    );
+    assert_positive(&body, &finished);
     assert_positive(&body, &format!("jobline_claim_latency_seconds_count{{kind=\"{kind}\"}} "));
     assert_positive(
         &body,
