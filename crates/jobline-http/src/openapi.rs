@@ -781,4 +781,13 @@ mod tests {
         assert!(undocumented.is_empty(), "routes without an operation: {undocumented:?}");
         assert!(unlisted.is_empty(), "operations not in ROUTES: {unlisted:?}");
     }
+
+    /// The `/v1` router keeps its own list of routes (`native::ROUTES`); each must be here too,
+    /// so a route added to `/v1` cannot go undocumented.
+    #[test]
+    fn every_v1_route_is_listed() {
+        for route in crate::native::ROUTES {
+            assert!(ROUTES.contains(&route), "{route:?} is not in openapi::ROUTES");
+        }
+    }
 }

@@ -27,7 +27,7 @@ fn job_id(id: &str) -> Result<JobId, NativeError> {
     JobId::parse(id).map_err(|_| NativeError::job_not_found())
 }
 
-/// `GET /v1/jobs`.
+/// `GET /v1/jobs`: a page of jobs of every dialect, filtered, newest first by default.
 #[utoipa::path(get, path = "/v1/jobs", tag = "v1", security(("bearer" = [])), params(super::params::JobsQuery), responses((status = 200, description = "a page of jobs, newest first unless `sort` says otherwise", body = JobList), (status = "4XX", description = "refused, in the operator API's error shape", body = super::error::Body)))]
 pub async fn list(
     caller: Caller,
@@ -79,7 +79,7 @@ pub async fn list(
     }))
 }
 
-/// `GET /v1/jobs/{id}`.
+/// `GET /v1/jobs/{id}`: a job with its result, timeline, first errors and files.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "v1", security(("bearer" = [])), params(("id" = String, Path, description = "the job's id")), responses((status = 200, description = "the job with its result, timeline, first errors and files", body = JobDetail), (status = "4XX", description = "refused, in the operator API's error shape", body = super::error::Body)))]
 pub async fn get_one(
     caller: Caller,
@@ -101,7 +101,7 @@ pub async fn get_one(
     }))
 }
 
-/// `GET /v1/jobs/{id}/errors`.
+/// `GET /v1/jobs/{id}/errors`: a page of a job's errors.
 #[utoipa::path(get, path = "/v1/jobs/{id}/errors", tag = "v1", security(("bearer" = [])), params(("id" = String, Path, description = "the job's id"), super::params::ErrorsQuery), responses((status = 200, description = "a page of the job's errors, in the order recorded", body = ErrorPage), (status = "4XX", description = "refused, in the operator API's error shape", body = super::error::Body)))]
 pub async fn errors(
     caller: Caller,
@@ -121,7 +121,7 @@ pub async fn errors(
     Ok(Json(ErrorPage { data: errors.into_iter().map(|(_, e)| ErrorDto::from(e)).collect(), next }))
 }
 
-/// `GET /v1/jobs/{id}/files/{name}`.
+/// `GET /v1/jobs/{id}/files/{name}`: one of a job's files, as an attachment.
 #[utoipa::path(get, path = "/v1/jobs/{id}/files/{name}", tag = "v1", security(("bearer" = [])), params(("id" = String, Path, description = "the job's id"), ("name" = String, Path, description = "the file's name")), responses((status = 200, description = "the file, with its own content type, as an attachment", content_type = "application/octet-stream", body = Vec<u8>), (status = "4XX", description = "refused, in the operator API's error shape", body = super::error::Body)))]
 pub async fn file(
     caller: Caller,
@@ -147,7 +147,7 @@ pub async fn file(
         .into_response())
 }
 
-/// `POST /v1/jobs/{id}/cancel`: the kind's own rule, as every dialect's cancel applies it.
+/// `POST /v1/jobs/{id}/cancel`: cancels a job by its kind's own rule, as each dialect does.
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "v1", security(("bearer" = [])), params(("id" = String, Path, description = "the job's id")), responses((status = 200, description = "the job, now `cancelled` or `cancelling`", body = JobSummary), (status = "4XX", description = "refused, in the operator API's error shape", body = super::error::Body)))]
 pub async fn cancel(
     caller: Caller,
@@ -165,7 +165,7 @@ pub async fn cancel(
     Ok(Json(JobSummary::from(&job)))
 }
 
-/// `GET /v1/queues`.
+/// `GET /v1/queues`: every queue with its jobs per state.
 #[utoipa::path(get, path = "/v1/queues", tag = "v1", security(("bearer" = [])), params(super::params::QueuesQuery), responses((status = 200, description = "every queue with its counts per state", body = QueueList), (status = "4XX", description = "refused, in the operator API's error shape", body = super::error::Body)))]
 pub async fn queues(
     caller: Caller,

@@ -29,7 +29,7 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How often a stream re-reads the store when no wake-up came.
 const POLL: Duration = Duration::from_secs(1);
 
-/// `GET /v1/events`.
+/// `GET /v1/events`: job state changes as server-sent events, resumable.
 #[utoipa::path(get, path = "/v1/events", tag = "v1", security(("bearer" = [])), params(super::params::EventsQuery, ("Last-Event-ID" = Option<i64>, Header, description = "resume after this event id (a reconnecting `EventSource` sends it)")), responses((status = 200, description = "server-sent events, endless: each `id: <event id>`, `event: job`, `data: <V1StreamEvent as JSON>`; a `: keep-alive` comment every 15 s", content_type = "text/event-stream", body = String), (status = "4XX", description = "refused, in the operator API's error shape", body = super::error::Body)))]
 pub async fn events(
     StreamCaller(caller): StreamCaller,
