@@ -2,7 +2,7 @@
 //! served at `/openapi.json` is the one the code generates; every operation it describes is
 //! routed (it reaches a handler, not the router's 404 or 405 fallback); and every other method on
 //! a documented path is the router's 405, so the document lists all the methods a path takes.
-//! With `jobline_http::openapi::ROUTES` (compared with the document both ways in that module's
+//! With `jobline_http::openapi::listed_routes()` (compared with the document both ways in that module's
 //! tests), this keeps the document, the list and the router in step.
 
 use crate::helpers::TestApp;
@@ -61,7 +61,7 @@ async fn every_documented_operation_reaches_a_handler(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let doc = serde_json::to_value(jobline_http::openapi::document()).expect("document");
     let ops = operations(&doc);
-    assert_eq!(ops.len(), jobline_http::openapi::ROUTES.len());
+    assert_eq!(ops.len(), jobline_http::openapi::listed_routes().len());
     for (method, path) in ops {
         // No token: a routed operation answers 401 (or its own answer if it needs none), never
         // a fallback, which comes before authentication.
