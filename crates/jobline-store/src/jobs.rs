@@ -229,12 +229,28 @@ pub(crate) const BATCH_ROWS: usize = 500;
 /// Queues with a pending job and a free slot, round-robin. The queues with pending work are
 /// found by a loose index scan over the pending-jobs index (a recursive CTE that jumps from one
 /// queue to the next), so the cost grows with the queues that have work, not with every queue
-/// that ever existed. PostgreSQL locks the rows it returns and skips rows another claimer holds.
+/// that ever existed.
+///
+/// A free slot is counted on SQLite (one writer at a time: the count stays true until the
+/// claim commits). On PostgreSQL it is a free enabled `queue_slots` row, or slots not yet laid
+/// out for the queue's concurrency (`lay_out` is `true`: [`lay_out_slots`] runs first). No
+/// queue row is locked: claimers of one queue go in parallel, each binding the slots it locks.
 fn claim_queues_sql(backend: Backend) -> String {
     let pending = claimable();
-    let lock = match backend {
-        Backend::Postgres => " FOR UPDATE OF q SKIP LOCKED",
-        Backend::Sqlite => "",
+    let free = match backend {
+        Backend::Postgres => "(q.slots IS DISTINCT FROM COALESCE(q.concurrency, $1) \
+               OR EXISTS (SELECT 1 FROM queue_slots s WHERE s.queue = q.key AND s.enabled \
+                          AND s.job_id IS NULL))"
+            .to_owned(),
+        Backend::Sqlite => format!(
+            "(SELECT count(*) FROM jobs r WHERE r.queue = q.key \
+                AND r.state IN ({held})) < COALESCE(q.concurrency, $1)",
+            held = leased()
+        ),
+    };
+    let lay_out = match backend {
+        Backend::Postgres => "q.slots IS DISTINCT FROM COALESCE(q.concurrency, $1)",
+        Backend::Sqlite => "false",
     };
     format!(
         "WITH RECURSIVE busy(queue) AS ( \
@@ -243,34 +259,30 @@ fn claim_queues_sql(backend: Backend) -> String {
            SELECT (SELECT min(j.queue) FROM jobs j WHERE j.{pending} \
                    AND j.queue > busy.queue) \
            FROM busy WHERE busy.queue IS NOT NULL) \
-         SELECT q.key, COALESCE(q.concurrency, $1) AS concurrency FROM queues q \
+         SELECT q.key, COALESCE(q.concurrency, $1) AS concurrency, {lay_out} AS lay_out \
+         FROM queues q \
          JOIN busy ON q.key = busy.queue \
          WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.queue = q.key AND j.{pending} \
                        AND j.available_at <= $2) \
-           AND (SELECT count(*) FROM jobs r WHERE r.queue = q.key \
-                AND r.state IN ({held})) < COALESCE(q.concurrency, $1) \
-         ORDER BY q.last_claimed_at, q.key LIMIT $3{lock}",
-        held = leased()
+           AND {free} \
+         ORDER BY q.last_claimed_at, q.key LIMIT $3"
     )
 }
 
 static CLAIM_QUEUES_PG: LazyLock<String> = LazyLock::new(|| claim_queues_sql(Backend::Postgres));
 static CLAIM_QUEUES_SQLITE: LazyLock<String> = LazyLock::new(|| claim_queues_sql(Backend::Sqlite));
 
-/// Claims the oldest pending jobs of one queue, no more than its free slots (counted after the
-/// queue row is locked, so the count is current).
-fn claim_jobs_sql(backend: Backend) -> String {
-    let (max, min) = match backend {
-        Backend::Postgres => ("GREATEST", "LEAST"),
-        Backend::Sqlite => ("MAX", "MIN"),
-    };
+/// SQLite: claims the oldest pending jobs of one queue, no more than its free slots (counted
+/// in the claiming statement; the single writer keeps the count current until commit).
+/// `$1` owner, `$2` lease expiry, `$3` now, `$4` queue, `$5` jobs wanted, `$6` concurrency.
+fn claim_jobs_sqlite_sql() -> String {
     let pending = claimable();
     format!(
         "UPDATE jobs SET state = '{running}', attempt = attempt + 1, lease_owner = $1, \
            lease_expires_at = $2, started_at = $3, updated_at = $3 \
          WHERE id IN (SELECT id FROM jobs WHERE queue = $4 AND {pending} \
                         AND available_at <= $3 ORDER BY created_at, id \
-                        LIMIT {max}(0, {min}($5, $6 - (SELECT count(*) FROM jobs \
+                        LIMIT MAX(0, MIN($5, $6 - (SELECT count(*) FROM jobs \
                           WHERE queue = $4 AND state IN ({held}))))) \
            AND {pending} \
          RETURNING {JOB_COLUMNS}, $3 - available_at AS waited_ms",
@@ -279,8 +291,46 @@ fn claim_jobs_sql(backend: Backend) -> String {
     )
 }
 
-static CLAIM_JOBS_PG: LazyLock<String> = LazyLock::new(|| claim_jobs_sql(Backend::Postgres));
-static CLAIM_JOBS_SQLITE: LazyLock<String> = LazyLock::new(|| claim_jobs_sql(Backend::Sqlite));
+/// PostgreSQL: one statement locks up to `$5` free enabled slots of queue `$4` and as many of
+/// its oldest ready pending jobs, both with SKIP LOCKED (another claimer of the same queue
+/// takes other slots and other jobs, never waits), binds each job to a slot and starts it.
+/// A slot row's `enabled` and `job_id` are columns of the locked row, so a claim that locks a
+/// row changed since its snapshot rechecks them on the row's newest version: a slot bound or
+/// disabled meanwhile is not taken. The job rows are locked before they are started, so the
+/// final `state = 'pending'` always holds and no slot is bound to a job left unstarted.
+fn claim_jobs_pg_sql() -> String {
+    let pending = claimable();
+    format!(
+        "WITH free AS ( \
+           SELECT slot FROM queue_slots WHERE queue = $4 AND enabled AND job_id IS NULL \
+           ORDER BY slot LIMIT $5 FOR UPDATE SKIP LOCKED), \
+         picked AS ( \
+           SELECT id, created_at FROM jobs WHERE queue = $4 AND {pending} \
+             AND available_at <= $3 ORDER BY created_at, id \
+           LIMIT (SELECT count(*) FROM free) FOR UPDATE SKIP LOCKED), \
+         pairs AS ( \
+           SELECT p.id AS job, f.slot AS taken FROM \
+             (SELECT id, row_number() OVER (ORDER BY created_at, id) AS n FROM picked) p \
+             JOIN (SELECT slot, row_number() OVER (ORDER BY slot) AS n FROM free) f \
+             ON f.n = p.n), \
+         bound AS ( \
+           UPDATE queue_slots s SET job_id = pairs.job FROM pairs \
+           WHERE s.queue = $4 AND s.slot = pairs.taken) \
+         UPDATE jobs SET state = '{running}', attempt = attempt + 1, lease_owner = $1, \
+           lease_expires_at = $2, started_at = $3, updated_at = $3, slot = pairs.taken \
+         FROM pairs WHERE jobs.id = pairs.job AND jobs.{pending} \
+         RETURNING {columns}, $3 - jobs.available_at AS waited_ms",
+        running = target(Action::Claim, JobState::Pending),
+        columns = JOB_COLUMNS
+            .split(", ")
+            .map(|c| format!("jobs.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+static CLAIM_JOBS_PG: LazyLock<String> = LazyLock::new(claim_jobs_pg_sql);
+static CLAIM_JOBS_SQLITE: LazyLock<String> = LazyLock::new(claim_jobs_sqlite_sql);
 
 /// One statement text per engine, for the few that differ (row locks).
 pub(crate) struct PerEngine {
@@ -1241,6 +1291,10 @@ impl Store {
             .bind(concurrency.map(i64::from)),
         )
         .await?;
+        // A new limit binds at once: claims in flight finish first, later ones see it.
+        if let Some(n) = concurrency {
+            lay_out_slots(&mut tx, queue.as_str(), i64::from(n), Wait::Block).await?;
+        }
         tx.commit().await
     }
 }
@@ -1422,39 +1476,223 @@ async fn claim_in(
         Backend::Postgres => (CLAIM_QUEUES_PG.as_str(), CLAIM_JOBS_PG.as_str()),
         Backend::Sqlite => (CLAIM_QUEUES_SQLITE.as_str(), CLAIM_JOBS_SQLITE.as_str()),
     };
-    let queues: Vec<(String, i64)> = tx
+    let queues: Vec<(String, i64, bool)> = tx
         .fetch_all(
             Sql::new(queues_sql).bind(i64::from(want.default_concurrency)).bind(now).bind(limit),
         )
         .await?;
     let mut claimed: Vec<ClaimRow> = Vec::new();
-    for (key, concurrency) in queues {
+    for (key, concurrency, lay_out) in queues {
         let left = limit - count(claimed.len());
         if left <= 0 {
             break;
         }
-        let rows: Vec<ClaimRow> = tx
-            .fetch_all(
-                Sql::new(claim_sql)
-                    .bind(want.owner)
-                    .bind(expires)
-                    .bind(now)
-                    .bind(key.as_str())
-                    .bind(left)
-                    .bind(concurrency),
-            )
-            .await?;
+        if lay_out && !lay_out_slots(tx, &key, concurrency, Wait::Skip).await? {
+            continue; // another claimer holds the queue's slots: next round
+        }
+        let mut sql = Sql::new(claim_sql)
+            .bind(want.owner)
+            .bind(expires)
+            .bind(now)
+            .bind(key.as_str())
+            .bind(left);
+        if tx.backend() == Backend::Sqlite {
+            sql = sql.bind(concurrency);
+        }
+        let rows: Vec<ClaimRow> = tx.fetch_all(sql).await?;
         if !rows.is_empty() {
-            tx.execute(
-                Sql::new("UPDATE queues SET last_claimed_at = $1 WHERE key = $2")
-                    .bind(now)
-                    .bind(key.as_str()),
-            )
-            .await?;
+            // Round-robin order. Skipped when another claimer holds the row (it is moving
+            // the same clock hand): a claimer never waits for another.
+            let touch = match tx.backend() {
+                Backend::Postgres => {
+                    "UPDATE queues SET last_claimed_at = $1 WHERE key IN \
+                     (SELECT key FROM queues WHERE key = $2 FOR UPDATE SKIP LOCKED)"
+                }
+                Backend::Sqlite => "UPDATE queues SET last_claimed_at = $1 WHERE key = $2",
+            };
+            tx.execute(Sql::new(touch).bind(now).bind(key.as_str())).await?;
         }
         claimed.extend(rows);
     }
     Ok(claimed)
+}
+
+/// Whether [`lay_out_slots`] may wait for locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Inside a claim: never wait (a claimer that waited for another could close a cycle
+    /// with its own completions); report `false` and leave the queue for the next round.
+    Skip,
+    /// Outside any claim (a concurrency change): wait for claims in flight to commit.
+    Block,
+}
+
+/// PostgreSQL: makes queue `key`'s slot rows match `concurrency` — slots `0..concurrency`
+/// exist and are enabled, the ones above are disabled (their jobs run on; freed, they are
+/// never taken) — and binds to a slot any held job that holds none (jobs claimed before the
+/// slots existed), disabled slots above the rest if the enabled ones run out. Returns whether
+/// the enabled slots may be claimed now: `false` when `Wait::Skip` met a lock. Every step is
+/// idempotent: a later run finishes what one left (and while jobs above a lowered limit still
+/// run, see below, each claim round of the queue runs it again). Nothing to do on SQLite,
+/// which counts.
+async fn lay_out_slots(
+    tx: &mut Tx,
+    key: &str,
+    concurrency: i64,
+    wait: Wait,
+) -> Result<bool, StoreError> {
+    if tx.backend() != Backend::Postgres {
+        return Ok(true);
+    }
+    let lock = match wait {
+        Wait::Skip => " FOR UPDATE SKIP LOCKED",
+        Wait::Block => " FOR UPDATE",
+    };
+    let row: Option<(Option<i64>,)> = tx
+        .fetch_optional(
+            Sql::new(format!("SELECT slots FROM queues WHERE key = $1{lock}")).bind(key),
+        )
+        .await?;
+    match row {
+        None => return Ok(false),
+        Some((Some(laid),)) if laid == concurrency => return Ok(true),
+        Some(_) => {}
+    }
+    // Every slot row, so no claim is binding one while they change.
+    let (total,): (i64,) = tx
+        .fetch_one(Sql::new("SELECT count(*) FROM queue_slots WHERE queue = $1").bind(key))
+        .await?;
+    let (locked,): (i64,) = tx
+        .fetch_one(
+            Sql::new(format!(
+                "SELECT count(*) FROM (SELECT slot FROM queue_slots WHERE queue = $1{lock}) l"
+            ))
+            .bind(key),
+        )
+        .await?;
+    if locked < total {
+        return Ok(false);
+    }
+    tx.execute(
+        Sql::new(
+            "INSERT INTO queue_slots (queue, slot, enabled) \
+             SELECT $1, g, true FROM generate_series(0, $2 - 1) g \
+             ON CONFLICT (queue, slot) DO NOTHING",
+        )
+        .bind(key)
+        .bind(concurrency),
+    )
+    .await?;
+    // A binding whose job no longer holds it (defensive: every way out of a held state frees
+    // its slot by trigger) is freed, so no slot is lost for good.
+    tx.execute(
+        Sql::new(format!(
+            "UPDATE queue_slots s SET job_id = NULL WHERE s.queue = $1 AND s.job_id IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = s.job_id AND j.slot = s.slot \
+                             AND j.state IN ({}))",
+            leased()
+        ))
+        .bind(key),
+    )
+    .await?;
+    let orphans: Vec<(String,)> = tx
+        .fetch_all(
+            Sql::new(format!(
+                "SELECT id FROM jobs WHERE queue = $1 AND state IN ({}) AND slot IS NULL \
+                 ORDER BY started_at, id FOR UPDATE{}",
+                leased(),
+                if wait == Wait::Skip { " SKIP LOCKED" } else { "" }
+            ))
+            .bind(key),
+        )
+        .await?;
+    if !orphans.is_empty() {
+        let free: Vec<(i64,)> = tx
+            .fetch_all(
+                Sql::new(
+                    "SELECT slot FROM queue_slots WHERE queue = $1 AND job_id IS NULL \
+                     ORDER BY enabled DESC, slot",
+                )
+                .bind(key),
+            )
+            .await?;
+        let (top,): (Option<i64>,) = tx
+            .fetch_one(Sql::new("SELECT max(slot) FROM queue_slots WHERE queue = $1").bind(key))
+            .await?;
+        let mut extra = top.unwrap_or(-1);
+        let mut free = free.into_iter().map(|(s,)| s);
+        for (job,) in &orphans {
+            let slot = match free.next() {
+                Some(s) => s,
+                None => {
+                    extra += 1;
+                    tx.execute(
+                        Sql::new(
+                            "INSERT INTO queue_slots (queue, slot, enabled) VALUES ($1, $2, false)",
+                        )
+                        .bind(key)
+                        .bind(extra),
+                    )
+                    .await?;
+                    extra
+                }
+            };
+            tx.execute(
+                Sql::new("UPDATE queue_slots SET job_id = $3 WHERE queue = $1 AND slot = $2")
+                    .bind(key)
+                    .bind(slot)
+                    .bind(job.as_str()),
+            )
+            .await?;
+            tx.execute(
+                Sql::new("UPDATE jobs SET slot = $2 WHERE id = $1").bind(job.as_str()).bind(slot),
+            )
+            .await?;
+        }
+        // A held orphan skipped above (its worker is writing it) keeps the layout unfinished.
+        let (left,): (i64,) = tx
+            .fetch_one(
+                Sql::new(format!(
+                    "SELECT count(*) FROM jobs WHERE queue = $1 AND state IN ({}) AND slot IS NULL",
+                    leased()
+                ))
+                .bind(key),
+            )
+            .await?;
+        if left > 0 {
+            return Ok(false);
+        }
+    }
+    // Jobs above a lowered limit run on in their (disabled) slots; until they end, only as
+    // many slots below the limit are enabled as leave room for them, so running jobs never
+    // exceed the new limit once it is set. The layout stays unfinished (`slots` NULL) while
+    // any run above it, so each claim round of the queue comes back here and enables more.
+    let (above,): (i64,) = tx
+        .fetch_one(
+            Sql::new(
+                "SELECT count(*) FROM queue_slots WHERE queue = $1 AND slot >= $2 \
+                 AND job_id IS NOT NULL",
+            )
+            .bind(key)
+            .bind(concurrency),
+        )
+        .await?;
+    tx.execute(
+        Sql::new(
+            "UPDATE queue_slots SET enabled = (slot < $2) \
+             WHERE queue = $1 AND enabled <> (slot < $2)",
+        )
+        .bind(key)
+        .bind(concurrency - above),
+    )
+    .await?;
+    tx.execute(
+        Sql::new("UPDATE queues SET slots = $2 WHERE key = $1")
+            .bind(key)
+            .bind((above == 0).then_some(concurrency)),
+    )
+    .await?;
+    Ok(true)
 }
 
 /// The finishing statement `sql` with its binds (see [`finish_sql`]).

@@ -178,6 +178,147 @@ async fn two_claimers_on_separate_pools_never_run_two_jobs_of_one_queue(engine: 
     assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 80);
 }
 
+/// Four claimers on two pools (two processes) drain queues of concurrency 3 at once: no queue
+/// ever has more than 3 running, and a queue does run several at a time (its claims are not
+/// served one transaction after another).
+async fn claimers_on_separate_pools_keep_a_concurrency_above_one(engine: Engine) {
+    const LIMIT: usize = 3;
+    let db = TestDb::new(engine).await;
+    let (a, _) = db.store().await;
+    let (b, _) = db.store().await;
+    let t = tenant("t1");
+    for q in ["q0", "q1"] {
+        a.set_queue_concurrency(&QueueKey::new(&t, "engine", q), &t, Some(3)).await.unwrap();
+    }
+    let jobs: Vec<_> = (0..120).map(|i| job("t1", &format!("q{}", i % 2), RUNNABLE)).collect();
+    a.enqueue_batch(&jobs).await.unwrap();
+
+    let running: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let most: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (n, store) in [a.clone(), b.clone(), a.clone(), b.clone()].into_iter().enumerate() {
+        let (running, most, done) = (running.clone(), most.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("w{n}");
+            let mut idle_rounds = 0;
+            while done.load(std::sync::atomic::Ordering::SeqCst) < 120 && idle_rounds < 2000 {
+                let claimed = store.claim(&owner, 2, LEASE, 1).await.unwrap();
+                if claimed.is_empty() {
+                    idle_rounds += 1;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                for c in &claimed {
+                    let queue = c.job().queue.to_string();
+                    let mut r = running.lock().unwrap();
+                    let n = r.entry(queue.clone()).or_default();
+                    *n += 1;
+                    assert!(*n <= LIMIT, "{n} jobs of {queue} running at once");
+                    let mut m = most.lock().unwrap();
+                    let top = m.entry(queue).or_default();
+                    *top = (*top).max(*n);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                for c in &claimed {
+                    *running.lock().unwrap().get_mut(c.job().queue.as_str()).unwrap() -= 1;
+                    store.complete(c, None).await.unwrap();
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 120);
+    let most = most.lock().unwrap();
+    assert!(most.values().any(|&m| m > 1), "no queue ever ran two jobs at once: {most:?}");
+}
+
+/// PostgreSQL: a claim in flight on a queue (holding the queue's row and one of its free
+/// slots, as an uncommitted claimer would) does not keep another claimer from the queue's other
+/// free slots, and the slot it holds is not taken twice. Before per-queue slots, claimers
+/// locked the queue's row and a second claimer got nothing until the first committed.
+async fn a_claim_in_flight_leaves_the_other_slots_of_its_queue_free(engine: Engine) {
+    if engine != Engine::Postgres {
+        return; // SQLite has one writer: claims are serial by the engine's nature
+    }
+    let (db, store, _clock) = setup(engine).await;
+    let t = tenant("t1");
+    let queue = QueueKey::new(&t, "engine", "wide");
+    store.set_queue_concurrency(&queue, &t, Some(3)).await.unwrap();
+    for _ in 0..6 {
+        store.enqueue(job("t1", "wide", RUNNABLE)).await.unwrap();
+    }
+    let first = store.claim("w1", 1, LEASE, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+
+    let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("SELECT key FROM queues WHERE key = $1 FOR UPDATE")
+        .bind(queue.as_str())
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let held: (i64,) = sqlx::query_as(
+        "SELECT slot FROM queue_slots WHERE queue = $1 AND job_id IS NULL \
+         ORDER BY slot LIMIT 1 FOR UPDATE",
+    )
+    .bind(queue.as_str())
+    .fetch_one(&mut other)
+    .await
+    .unwrap();
+
+    let second = tokio::time::timeout(Duration::from_secs(5), store.claim("w2", 10, LEASE, 1))
+        .await
+        .expect("a claim waited for another claimer's transaction")
+        .unwrap();
+    assert_eq!(second.len(), 1, "the one slot nobody holds (slot {} is held)", held.0);
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+
+    let third = store.claim("w2", 10, LEASE, 1).await.unwrap();
+    assert_eq!(third.len(), 1, "the slot the other claimer let go");
+    assert!(store.claim("w2", 10, LEASE, 1).await.unwrap().is_empty(), "3 running: full");
+    store.complete(&first[0], None).await.unwrap();
+    assert_eq!(
+        store.claim("w2", 10, LEASE, 1).await.unwrap().len(),
+        1,
+        "a finished job frees its slot"
+    );
+}
+
+/// PostgreSQL: lowering a queue's concurrency takes effect for the next claim (the running jobs
+/// above the new limit run on, their slots are not reused), and every way out of `running`
+/// frees a slot — failure, retry, release and rescue included.
+async fn slots_follow_the_concurrency_and_every_way_out_of_running(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    let t = tenant("t1");
+    let queue = QueueKey::new(&t, "engine", "q");
+    store.set_queue_concurrency(&queue, &t, Some(4)).await.unwrap();
+    for _ in 0..12 {
+        store.enqueue(job("t1", "q", RUNNABLE)).await.unwrap();
+    }
+    let four = store.claim("w", 10, LEASE, 1).await.unwrap();
+    assert_eq!(four.len(), 4);
+    store.set_queue_concurrency(&queue, &t, Some(2)).await.unwrap();
+    store.complete(&four[0], None).await.unwrap();
+    store.fail(&four[1], "boom").await.unwrap();
+    assert!(store.claim("w", 10, LEASE, 1).await.unwrap().is_empty(), "2 still run: the limit");
+    store.retry(&four[2], "again", Duration::ZERO).await.unwrap();
+    let next = store.claim("w", 10, LEASE, 1).await.unwrap();
+    assert_eq!(next.len(), 1, "one free place under the new limit of 2");
+    store.release(&next[0]).await.unwrap();
+    // Leases run out: the rescue frees both slots.
+    clock.advance(LEASE * 2);
+    store.rescue_expired().await.unwrap();
+    let after = store.claim("w", 10, LEASE, 1).await.unwrap();
+    assert_eq!(after.len(), 2, "rescued jobs free their slots");
+    // Raised again: two more places at once.
+    store.set_queue_concurrency(&queue, &t, Some(4)).await.unwrap();
+    assert_eq!(store.claim("w", 10, LEASE, 1).await.unwrap().len(), 2);
+}
+
 /// A worker whose lease expired and whose job was claimed again cannot complete it.
 async fn stale_attempt_cannot_complete_or_write(engine: Engine) {
     let (_db, store, clock) = setup(engine).await;
@@ -960,6 +1101,9 @@ on_both_engines!(
     serves_queues_round_robin,
     cancel_and_claim_race_has_exactly_one_winner,
     two_claimers_on_separate_pools_never_run_two_jobs_of_one_queue,
+    claimers_on_separate_pools_keep_a_concurrency_above_one,
+    a_claim_in_flight_leaves_the_other_slots_of_its_queue_free,
+    slots_follow_the_concurrency_and_every_way_out_of_running,
     stale_attempt_cannot_complete_or_write,
     complete_many_fences_each_job,
     rescues_expired_leases_and_fails_after_max_attempts,
