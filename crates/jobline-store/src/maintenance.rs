@@ -71,7 +71,8 @@ impl Store {
 
     /// Deletes up to `limit` finished jobs (succeeded, failed, cancelled) that ended (see
     /// `ENDED_AT`) more than `older_than` before the store's clock, oldest first, with their
-    /// errors and files (`ON DELETE CASCADE`). One bounded statement in one transaction; call
+    /// errors, files and timeline (`ON DELETE CASCADE`; on PostgreSQL the timeline in the same
+    /// statement). One bounded statement in one transaction; call
     /// it again until it deletes fewer than `limit`. On PostgreSQL the transaction first takes
     /// `pg_try_advisory_xact_lock`, so of several nodes running retention at once one deletes
     /// and the others get [`Purged::Busy`] and do nothing.
@@ -88,6 +89,16 @@ impl Store {
                 finished()
             )
         });
+        // PostgreSQL's timeline has no foreign key (migration 0012): its rows go in the same
+        // statement as their jobs. The count is of jobs.
+        static SQL_PG: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH gone AS ({} RETURNING id), \
+                 events AS (DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)) \
+                 SELECT count(*) FROM gone",
+                SQL.as_str()
+            )
+        });
         let cutoff =
             self.now_ms().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
         let mut tx = self.begin().await?;
@@ -100,7 +111,14 @@ impl Store {
             }
         }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let deleted = tx.execute(Sql::new(SQL.as_str()).bind(cutoff).bind(limit)).await?;
+        let deleted = match tx.backend() {
+            Backend::Postgres => {
+                let (n,): (i64,) =
+                    tx.fetch_one(Sql::new(SQL_PG.as_str()).bind(cutoff).bind(limit)).await?;
+                u64::try_from(n).unwrap_or(0)
+            }
+            Backend::Sqlite => tx.execute(Sql::new(SQL.as_str()).bind(cutoff).bind(limit)).await?,
+        };
         tx.commit().await?;
         observe::deleted(deleted);
         Ok(Purged::Deleted(deleted))

@@ -114,12 +114,14 @@ async fn retention_deletes_only_finished_jobs_past_the_age(engine: Engine) {
         let (errors, total) = store.list_errors(id, 0, 100).await.unwrap();
         assert!(errors.is_empty() && total == 0, "errors of {id} are kept");
         assert!(store.list_files(id).await.unwrap().is_empty(), "files of {id} are kept");
+        assert!(store.timeline(id).await.unwrap().is_empty(), "timeline of {id} is kept");
     }
     for id in [recent, pending, waiting, running] {
         assert!(exists(&store, id).await, "job {id} was deleted");
     }
     assert_eq!(store.list_errors(recent, 0, 100).await.unwrap().1, 1);
     assert_eq!(store.list_files(recent).await.unwrap(), vec!["out.csv".to_owned()]);
+    assert!(!store.timeline(recent).await.unwrap().is_empty(), "a kept job keeps its timeline");
     // Customer data stays: the promotion and the codes the deleted job made.
     store.get_promotion(&t, &promo.id).await.unwrap();
     assert_eq!(store.count_codes(&promo.id).await.unwrap(), 2);
