@@ -313,6 +313,8 @@ fn claim_jobs_sqlite_sql() -> String {
 /// row changed since its snapshot rechecks them on the row's newest version: a slot bound or
 /// disabled meanwhile is not taken. The job rows are locked before they are started, so the
 /// final `state = 'pending'` always holds and no slot is bound to a job left unstarted.
+/// The same statement moves the queue's round-robin clock hand when it started a job,
+/// skipping it when another claimer holds the queue's row (that one is moving it).
 fn claim_jobs_pg_sql() -> String {
     let pending = claimable();
     format!(
@@ -330,7 +332,11 @@ fn claim_jobs_pg_sql() -> String {
              ON f.n = p.n), \
          bound AS ( \
            UPDATE queue_slots s SET job_id = pairs.job FROM pairs \
-           WHERE s.queue = $4 AND s.slot = pairs.taken) \
+           WHERE s.queue = $4 AND s.slot = pairs.taken), \
+         touched AS ( \
+           UPDATE queues SET last_claimed_at = $3 WHERE key IN ( \
+             SELECT key FROM queues WHERE key = $4 AND EXISTS (SELECT 1 FROM pairs) \
+             FOR UPDATE SKIP LOCKED)) \
          UPDATE jobs SET state = '{running}', attempt = attempt + 1, lease_owner = $1, \
            lease_expires_at = $2, started_at = $3, updated_at = $3, slot = pairs.taken \
          FROM pairs WHERE jobs.id = pairs.job AND jobs.{pending} \
@@ -1515,17 +1521,14 @@ async fn claim_in(
             sql = sql.bind(concurrency);
         }
         let rows: Vec<ClaimRow> = tx.fetch_all(sql).await?;
-        if !rows.is_empty() {
-            // Round-robin order. Skipped when another claimer holds the row (it is moving
-            // the same clock hand): a claimer never waits for another.
-            let touch = match tx.backend() {
-                Backend::Postgres => {
-                    "UPDATE queues SET last_claimed_at = $1 WHERE key IN \
-                     (SELECT key FROM queues WHERE key = $2 FOR UPDATE SKIP LOCKED)"
-                }
-                Backend::Sqlite => "UPDATE queues SET last_claimed_at = $1 WHERE key = $2",
-            };
-            tx.execute(Sql::new(touch).bind(now).bind(key.as_str())).await?;
+        if !rows.is_empty() && tx.backend() == Backend::Sqlite {
+            // Round-robin order (PostgreSQL's claim statement moves it itself).
+            tx.execute(
+                Sql::new("UPDATE queues SET last_claimed_at = $1 WHERE key = $2")
+                    .bind(now)
+                    .bind(key.as_str()),
+            )
+            .await?;
         }
         claimed.extend(rows);
     }
