@@ -4,6 +4,8 @@
 //!
 //! - bulk insert of N job rows by one `INSERT … SELECT` (`generate_series` on PostgreSQL, a
 //!   recursive CTE on SQLite) in one transaction;
+//! - the same `INSERT … SELECT` into jobline's own migrated `jobs` table (its indexes and its
+//!   timeline trigger): what the schema costs, between the bare table and `enqueue_batch`;
 //! - multi-row INSERTs, 500 rows per transaction (the ceiling of the 1,000-per-call enqueue);
 //! - one-row INSERT transactions, sequential;
 //! - one-row conditional UPDATE transactions, sequential (what cancelling a pending job costs
@@ -13,7 +15,7 @@
 //!   SQLite by one connection, since its writers take turns anyway.
 //!
 //! The table has the columns a job row needs and the one index a claim needs (jobline's has
-//! six), so these are upper bounds, not like-for-like rows. Each scenario runs on a fresh
+//! ten), so these are upper bounds, not like-for-like rows. Each scenario runs on a fresh
 //! database. The bodies are macros so one text serves both engines' pool types.
 
 use crate::report::{Ceiling, Report, Value};
@@ -43,6 +45,27 @@ fn insert_select(engine: Engine) -> &'static str {
             "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < $1) \
              INSERT INTO raw_jobs (id, tenant_id, kind, queue, state, payload, created_at) \
              SELECT printf('%036d', g), 't0', 'engine/noop', 'q0', 'pending', '{}', g FROM s"
+        }
+    }
+}
+
+/// The same N rows by one `INSERT … SELECT` into jobline's own `jobs` table, as migrated
+/// (its indexes, and its creation trigger writing the timeline): what the schema alone costs,
+/// the bound of `enqueue_batch` below the bare-table ceiling.
+fn insert_select_jobs(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgres => {
+            "INSERT INTO jobs (id, tenant_id, kind, queue, state, max_attempts, cancel_mask, \
+               payload, available_at, created_at, updated_at) \
+             SELECT lpad(g::text, 36, '0'), 't0', 'engine/noop', 'q0', 'pending', 3, 1, '{}', \
+               g, g, g FROM generate_series(1, $1) AS g"
+        }
+        Engine::Sqlite => {
+            "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < $1) \
+             INSERT INTO jobs (id, tenant_id, kind, queue, state, max_attempts, cancel_mask, \
+               payload, available_at, created_at, updated_at) \
+             SELECT printf('%036d', g), 't0', 'engine/noop', 'q0', 'pending', 3, 1, '{}', \
+               g, g, g FROM s"
         }
     }
 }
@@ -194,6 +217,19 @@ pub(crate) async fn bench(engine: Engine, args: &Args, r: &mut Report) -> Result
     let took = with_raw_pool!(engine, db, 1, |pool| raw_bulk!(pool, engine, n));
     let what = format!("ceiling: {n} job rows by one `INSERT … SELECT` (one tx), rows/s");
     r.ceiling(engine, Ceiling::InsertSelect, &what, Value::rate(n, took));
+
+    let db = TestDb::new(engine).await;
+    let _migrated = db.store().await;
+    let took = with_raw_pool!(engine, db, 1, |pool| {
+        let t = Instant::now();
+        sqlx::query(insert_select_jobs(engine)).bind(n as i64).execute(&pool).await?;
+        t.elapsed()
+    });
+    let what = format!(
+        "ceiling on jobline's schema: {n} rows by one `INSERT … SELECT` into its `jobs` table \
+         (indexes, timeline trigger), rows/s"
+    );
+    r.ceiling(engine, Ceiling::InsertSelectSchema, &what, Value::rate(n, took));
 
     let db = TestDb::new(engine).await;
     let took = with_raw_pool!(engine, db, 1, |pool| raw_chunked!(pool, n));

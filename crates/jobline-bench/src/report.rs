@@ -139,6 +139,9 @@ pub(crate) enum Fig {
 pub(crate) enum Ceiling {
     /// N job rows by one `INSERT … SELECT` (one transaction).
     InsertSelect,
+    /// N rows by one `INSERT … SELECT` into jobline's own `jobs` table (its indexes and
+    /// triggers): listed beside the others, in no table column.
+    InsertSelectSchema,
     /// N job rows by multi-row INSERTs, 500 rows per transaction.
     InsertChunked,
     /// One-row INSERT transactions, sequential.
@@ -227,6 +230,9 @@ impl Ceiling {
     fn how(self) -> String {
         match self {
             Ceiling::InsertSelect => "rows/s, `INSERT … SELECT`, one tx".into(),
+            Ceiling::InsertSelectSchema => {
+                "rows/s, `INSERT … SELECT` into jobline's `jobs`, one tx".into()
+            }
             Ceiling::InsertChunked => "rows/s, multi-row INSERT, 500 per tx".into(),
             Ceiling::InsertSingle => "tx/s, one-row INSERT per tx".into(),
             Ceiling::UpdateSingle => "tx/s, one-row UPDATE per tx".into(),
