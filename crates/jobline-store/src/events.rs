@@ -164,6 +164,16 @@ pub(crate) async fn notify(
 mod tests {
     use super::*;
 
+    /// PostgreSQL's creation trigger wakes the workers itself; its channel and payload are
+    /// written in SQL and must stay the ones the listener decodes.
+    #[test]
+    fn the_creation_trigger_sends_the_wake_up_the_listener_decodes() {
+        let migration = include_str!("../migrations/postgres/0014_created_wakes_workers.sql");
+        let call = format!("pg_notify('{CHANNEL}', '{}')", StoreEvent::JobsAvailable.encode());
+        assert!(migration.contains(&call), "migration 0014 does not send {call}");
+        assert!(migration.contains(&format!("pg_notify('{CHANGES_CHANNEL}', '')")));
+    }
+
     #[test]
     fn events_round_trip_through_notify_payloads() {
         let id = JobId::new();

@@ -941,6 +941,44 @@ async fn publishes_wake_up_events(engine: Engine) {
     assert!(got.is_ok(), "cancel event delivered");
 }
 
+/// On PostgreSQL a job created through one store wakes another store's workers (the creation
+/// trigger's NOTIFY, migration 0014), for a single create and for a batch.
+async fn creates_wake_workers_of_other_processes_on_postgres(engine: Engine) {
+    if engine != Engine::Postgres {
+        return; // SQLite is single-node by design; nothing crosses.
+    }
+    let db = TestDb::new(engine).await;
+    let (a, _) = db.store().await;
+    let (b, _) = db.store().await;
+    let mut rx = b.subscribe();
+    let woken = |rx: &mut tokio::sync::broadcast::Receiver<jobline_store::StoreEvent>| {
+        let mut got = false;
+        while let Ok(ev) = rx.try_recv() {
+            got |= ev == jobline_store::StoreEvent::JobsAvailable;
+        }
+        got
+    };
+    // LISTEN is set up in the background: create until one wake-up arrives (bounded).
+    for single in [true, false] {
+        let mut delivered = false;
+        for round in 0..50 {
+            if single {
+                a.enqueue(job("t1", &format!("s{round}"), RUNNABLE)).await.unwrap();
+            } else {
+                let batch: Vec<_> =
+                    (0..3).map(|_| job("t1", &format!("b{round}"), RUNNABLE)).collect();
+                a.enqueue_batch(&batch).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if woken(&mut rx) {
+                delivered = true;
+                break;
+            }
+        }
+        assert!(delivered, "a create through store a (single: {single}) woke store b");
+    }
+}
+
 /// On PostgreSQL a cancel made through one store reaches another store's subscribers.
 async fn cancel_events_cross_processes_on_postgres(engine: Engine) {
     if engine != Engine::Postgres {
@@ -1127,4 +1165,5 @@ on_both_engines!(
     clients_are_listed_with_their_revocation,
     publishes_wake_up_events,
     cancel_events_cross_processes_on_postgres,
+    creates_wake_workers_of_other_processes_on_postgres,
 );
