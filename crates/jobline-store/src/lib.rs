@@ -138,6 +138,9 @@ pub(crate) struct Inner {
     /// The URL-signing key once read: it never changes after it is first stored, and signed
     /// links are made on every read of a job with files.
     pub(crate) signing_key: tokio::sync::OnceCell<Vec<u8>>,
+    /// PostgreSQL's round-robin hand: the queue this process last claimed from. The next
+    /// claim looks at busy queues after it first (see `claim_queues_sql`).
+    pub(crate) claim_cursor: std::sync::Mutex<String>,
 }
 
 /// The store: cheap to clone, shared by the HTTP edge and the worker runtime.
@@ -208,6 +211,7 @@ impl Store {
                 changes: tokio::sync::watch::Sender::new(0),
                 listening,
                 signing_key: Default::default(),
+                claim_cursor: Default::default(),
             }),
         })
     }

@@ -96,6 +96,23 @@ async fn serves_queues_round_robin(engine: Engine) {
     assert_ne!(a[0].job().tenant, b[0].job().tenant, "the second claim serves the other tenant");
 }
 
+/// Busy queues take turns one claim after another, round the ring, whatever their backlog.
+async fn busy_queues_take_turns(engine: Engine) {
+    let (_db, store, clock) = setup(engine).await;
+    for q in ["a", "b", "c"] {
+        let backlog: Vec<_> = (0..3).map(|_| job("t1", q, RUNNABLE)).collect();
+        store.enqueue_batch(&backlog).await.unwrap();
+    }
+    let mut served = Vec::new();
+    for _ in 0..6 {
+        clock.advance(Duration::from_millis(1));
+        let c = store.claim("w", 1, LEASE, 1).await.unwrap().remove(0);
+        served.push(c.job().queue.as_str().rsplit('/').next().unwrap().to_owned());
+        store.complete(&c, None).await.unwrap();
+    }
+    assert_eq!(served, ["a", "b", "c", "a", "b", "c"]);
+}
+
 /// Claim and cancel of one pending job, started together from a barrier: exactly one wins.
 async fn cancel_and_claim_race_has_exactly_one_winner(engine: Engine) {
     let (_db, store, _clock) = setup(engine).await;
@@ -1137,6 +1154,7 @@ on_both_engines!(
     claims_jobs_of_a_queue_in_creation_order,
     honours_per_queue_concurrency,
     serves_queues_round_robin,
+    busy_queues_take_turns,
     cancel_and_claim_race_has_exactly_one_winner,
     two_claimers_on_separate_pools_never_run_two_jobs_of_one_queue,
     claimers_on_separate_pools_keep_a_concurrency_above_one,
