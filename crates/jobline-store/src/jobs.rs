@@ -1602,6 +1602,27 @@ async fn lay_out_slots(
         Some((Some(laid),)) if laid == concurrency => return Ok(true),
         Some(_) => {}
     }
+    // A queue's first claim (the common case: every new queue comes here once) in one
+    // statement: with no slot rows and no held jobs, there is nothing to keep or bind. (A
+    // limit of 0 makes no rows either way: it takes the general path.)
+    static FRESH_SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH made AS ( \
+               INSERT INTO queue_slots (queue, slot, enabled) \
+               SELECT $1, g, true FROM generate_series(0, $2 - 1) g \
+               WHERE NOT EXISTS (SELECT 1 FROM queue_slots WHERE queue = $1) \
+                 AND NOT EXISTS (SELECT 1 FROM jobs WHERE queue = $1 AND state IN ({})) \
+               RETURNING slot) \
+             UPDATE queues SET slots = $2 WHERE key = $1 AND $2 > 0 \
+               AND (SELECT count(*) FROM made) = $2 RETURNING key",
+            leased()
+        )
+    });
+    let fresh: Option<(String,)> =
+        tx.fetch_optional(Sql::new(FRESH_SQL.as_str()).bind(key).bind(concurrency)).await?;
+    if fresh.is_some() {
+        return Ok(true);
+    }
     // Every slot row, so no claim is binding one while they change.
     let (total,): (i64,) = tx
         .fetch_one(Sql::new("SELECT count(*) FROM queue_slots WHERE queue = $1").bind(key))
