@@ -1010,6 +1010,25 @@ impl Store {
             .bind(scope.by.as_deref());
         scope.push_conditions(&mut sql);
         sql.push(" RETURNING ").push(JOB_COLUMNS);
+        if self.backend() == Backend::Postgres {
+            // The move alone is one statement: on PostgreSQL it commits on its own (one round
+            // trip, not three). Only a refusal, which must name the state that refused it,
+            // goes on to the transaction below, which tries again and reads the state in the
+            // same transaction.
+            let row: Option<JobRow> = self.read().await?.fetch_optional(sql.clone()).await?;
+            if let Some(row) = row {
+                let job: Job = row.try_into()?;
+                if job.state == JobState::Cancelling {
+                    // After the commit: a worker that misses this wake-up learns of the cancel
+                    // from its next heartbeat (see jobline-worker's runtime).
+                    let mut conn = self.read().await?;
+                    if let crate::db::Read::Postgres(c) = &mut conn {
+                        crate::events::notify(c, &StoreEvent::CancelRequested(id)).await?;
+                    }
+                }
+                return Ok(self.cancel_requested(job));
+            }
+        }
         let mut tx = self.begin().await?;
         let row: Option<JobRow> = tx.fetch_optional(sql).await?;
         let Some(row) = row else {
@@ -1026,12 +1045,17 @@ impl Store {
             tx.notify(&StoreEvent::CancelRequested(id)).await?;
         }
         tx.commit().await?;
-        if cancelling {
-            self.publish(StoreEvent::CancelRequested(id));
+        Ok(self.cancel_requested(job))
+    }
+
+    /// After a cancel request committed: in-process wake-ups and the metric.
+    fn cancel_requested(&self, job: Job) -> Job {
+        if job.state == JobState::Cancelling {
+            self.publish(StoreEvent::CancelRequested(job.id));
         }
         self.publish_job_changed();
         observe::maybe_finished(&job);
-        Ok(job)
+        job
     }
 
     /// Input arrived for a job waiting for it (a Zuora upload): stores the file and queues the
