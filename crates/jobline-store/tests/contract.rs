@@ -336,6 +336,35 @@ async fn slots_follow_the_concurrency_and_every_way_out_of_running(engine: Engin
     assert_eq!(store.claim("w", 10, LEASE, 1).await.unwrap().len(), 2);
 }
 
+/// PostgreSQL, upgrading a live database: a job claimed before queue slots existed (no slot,
+/// no slot rows, queue not laid out) still counts against its queue's limit: the next claim
+/// binds it to a slot first, so nothing else of the queue starts until it ends.
+async fn a_job_running_from_before_the_slots_keeps_its_place(engine: Engine) {
+    if engine != Engine::Postgres {
+        return; // SQLite counts held jobs; it has no slots
+    }
+    let (db, store, _clock) = setup(engine).await;
+    for _ in 0..3 {
+        store.enqueue(job("t1", "old", RUNNABLE)).await.unwrap();
+    }
+    let running = store.claim("w", 1, LEASE, 1).await.unwrap().remove(0);
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    for undo in
+        ["UPDATE jobs SET slot = NULL", "DELETE FROM queue_slots", "UPDATE queues SET slots = NULL"]
+    {
+        sqlx::query(undo).execute(&pool).await.unwrap();
+    }
+    assert!(store.claim("w", 5, LEASE, 1).await.unwrap().is_empty(), "the old job holds the place");
+    let (slot,): (Option<i64>,) = sqlx::query_as("SELECT slot FROM jobs WHERE id = $1")
+        .bind(running.job().id.to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(slot, Some(0), "bound to the queue's one slot");
+    store.complete(&running, None).await.unwrap();
+    assert_eq!(store.claim("w", 5, LEASE, 1).await.unwrap().len(), 1, "its end frees the slot");
+}
+
 /// A worker whose lease expired and whose job was claimed again cannot complete it.
 async fn stale_attempt_cannot_complete_or_write(engine: Engine) {
     let (_db, store, clock) = setup(engine).await;
@@ -1160,6 +1189,7 @@ on_both_engines!(
     claimers_on_separate_pools_keep_a_concurrency_above_one,
     a_claim_in_flight_leaves_the_other_slots_of_its_queue_free,
     slots_follow_the_concurrency_and_every_way_out_of_running,
+    a_job_running_from_before_the_slots_keeps_its_place,
     stale_attempt_cannot_complete_or_write,
     complete_many_fences_each_job,
     rescues_expired_leases_and_fails_after_max_attempts,
