@@ -237,10 +237,10 @@ pub(crate) const BATCH_ROWS: usize = 500;
 /// queues it looks at, not every busy queue (ordering all of them by `last_claimed_at` took
 /// 1.1 ms a claim with 100 busy queues). A free slot is a free enabled `queue_slots` row, or
 /// slots not yet laid out for the queue's concurrency (`lay_out` is `true`: [`lay_out_slots`]
-/// runs first). No claim waits for a queue row: claimers of one queue go in parallel. `OFFSET 0` and
-/// the `LATERAL … LIMIT 1` keep each check a probe of the queue's rows: without them the
-/// planner turned "has a ready pending job" into a semi-join over every pending job (a
-/// sequential scan of `jobs`, 3–5 ms a claim on a 20,000-job backlog).
+/// runs first). No claim waits for a queue row: claimers of one queue go in parallel.
+/// `OFFSET 0` and the `LATERAL … LIMIT 1` keep each check a probe of the queue's rows: without
+/// them the planner turned "has a ready pending job" into a semi-join over every pending job
+/// (a sequential scan of `jobs`, 3–5 ms a claim on a 20,000-job backlog).
 ///
 /// SQLite orders busy queues by `last_claimed_at` and counts each queue's held jobs (one
 /// writer at a time: the count stays true until the claim commits).
