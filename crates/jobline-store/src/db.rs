@@ -9,7 +9,6 @@
 //! Never build SQL text from input here or in a caller: input goes in binds. Text pushed with
 //! [`Sql::push`] comes from fixed identifiers (column names from a whitelist, state names).
 
-use crate::events::{notify, StoreEvent};
 use crate::{Backend, Db, Store, StoreError};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
@@ -361,15 +360,6 @@ impl Tx {
             Tx::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
-    }
-
-    /// Tells other processes about `event` when this transaction commits (PostgreSQL's
-    /// NOTIFY); nothing on SQLite, which is one process.
-    pub(crate) async fn notify(&mut self, event: &StoreEvent) -> Result<(), StoreError> {
-        match self {
-            Tx::Sqlite(_) => Ok(()),
-            Tx::Postgres(tx) => notify(tx, event).await,
-        }
     }
 }
 

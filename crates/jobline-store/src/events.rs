@@ -6,7 +6,7 @@
 //! the change (so they are sent only if it commits) and come back from other processes through
 //! `LISTEN`.
 
-use crate::{Db, Store, StoreError};
+use crate::{Db, Store};
 use jobline_core::JobId;
 use sqlx::postgres::{PgListener, PgPool};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +31,9 @@ pub enum StoreEvent {
 }
 
 impl StoreEvent {
+    /// The NOTIFY payload. PostgreSQL's triggers spell it in SQL (migrations 0014, 0015); this
+    /// spells it for the tests that hold the two together.
+    #[cfg(test)]
     pub(crate) fn encode(&self) -> String {
         match self {
             StoreEvent::JobsAvailable => "a".to_owned(),
@@ -151,27 +154,25 @@ async fn pg_listen(pool: PgPool, strong: Arc<crate::Inner>) {
     }
 }
 
-/// Sends `event` to other processes when the transaction commits (PostgreSQL only).
-pub(crate) async fn notify(
-    tx: &mut sqlx::PgConnection,
-    event: &StoreEvent,
-) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(event.encode()).execute(tx).await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// PostgreSQL's creation trigger wakes the workers itself; its channel and payload are
+    /// PostgreSQL's triggers wake the workers themselves; their channel and payloads are
     /// written in SQL and must stay the ones the listener decodes.
     #[test]
-    fn the_creation_trigger_sends_the_wake_up_the_listener_decodes() {
-        let migration = include_str!("../migrations/postgres/0014_created_wakes_workers.sql");
-        let call = format!("pg_notify('{CHANNEL}', '{}')", StoreEvent::JobsAvailable.encode());
-        assert!(migration.contains(&call), "migration 0014 does not send {call}");
-        assert!(migration.contains(&format!("pg_notify('{CHANGES_CHANNEL}', '')")));
+    fn the_triggers_send_the_wake_ups_the_listener_decodes() {
+        let created = include_str!("../migrations/postgres/0014_created_wakes_workers.sql");
+        let changed = include_str!("../migrations/postgres/0015_changes_wake_workers.sql");
+        let available = format!("pg_notify('{CHANNEL}', '{}')", StoreEvent::JobsAvailable.encode());
+        assert!(created.contains(&available), "migration 0014 does not send {available}");
+        assert!(changed.contains(&available), "migration 0015 does not send {available}");
+        assert!(created.contains(&format!("pg_notify('{CHANGES_CHANNEL}', '')")));
+        // `c:<id>`, spelled in SQL as the prefix followed by the job's id.
+        let id = JobId::new();
+        let prefix = StoreEvent::CancelRequested(id).encode().replace(&id.to_string(), "");
+        let cancel = format!("pg_notify('{CHANNEL}', '{prefix}' || stopping)");
+        assert!(changed.contains(&cancel), "migration 0015 does not send {cancel}");
     }
 
     #[test]

@@ -824,10 +824,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let completed = complete_in(&mut tx, done, now).await?;
         let claimed = claim_in(&mut tx, &want, now, &self.inner.claim_cursor).await?;
-        if !done.is_empty() {
-            // Finished jobs free slots: other processes may claim at once.
-            tx.notify(&StoreEvent::JobsAvailable).await?;
-        }
+        // Finished jobs free slots: PostgreSQL's trigger wakes other processes (0015).
         tx.commit().await?;
         if !done.is_empty() {
             self.publish(StoreEvent::JobsAvailable);
@@ -926,24 +923,17 @@ impl Store {
     ) -> Result<Job, StoreError> {
         let now = self.now_ms();
         let sql = finish_args(sql, to, now, fence, result.as_ref(), error);
-        let job = self.write_job(sql, None).await?.ok_or_else(|| fenced(to.as_str()))?;
+        let job = self.write_job(sql).await?.ok_or_else(|| fenced(to.as_str()))?;
         self.publish(StoreEvent::JobsAvailable);
         observe::maybe_finished(&job);
         Ok(job)
     }
 
-    /// Runs one conditional UPDATE … RETURNING of a job in its own transaction, with a NOTIFY
-    /// of `event` in the same transaction when it changed a row.
-    async fn write_job(
-        &self,
-        sql: Sql<'_>,
-        event: Option<&StoreEvent>,
-    ) -> Result<Option<Job>, StoreError> {
+    /// Runs one conditional UPDATE … RETURNING of a job in its own transaction (PostgreSQL's
+    /// triggers send whatever wake-up the change calls for, 0015).
+    async fn write_job(&self, sql: Sql<'_>) -> Result<Option<Job>, StoreError> {
         let mut tx = self.begin().await?;
         let row: Option<JobRow> = tx.fetch_optional(sql).await?;
-        if let (Some(event), Some(_)) = (event, &row) {
-            tx.notify(event).await?;
-        }
         tx.commit().await?;
         if row.is_some() {
             self.publish_job_changed();
@@ -968,7 +958,7 @@ impl Store {
             .bind(error)
             .bind(fence.job.to_string())
             .bind(fence.attempt_param());
-        let job = self.write_job(sql, None).await?.ok_or_else(|| fenced("retry"))?;
+        let job = self.write_job(sql).await?.ok_or_else(|| fenced("retry"))?;
         self.publish(StoreEvent::JobsAvailable);
         observe::maybe_finished(&job);
         Ok(job)
@@ -983,10 +973,7 @@ impl Store {
             .bind(now)
             .bind(fence.job.to_string())
             .bind(fence.attempt_param());
-        let job = self
-            .write_job(sql, Some(&StoreEvent::JobsAvailable))
-            .await?
-            .ok_or_else(|| fenced("release"))?;
+        let job = self.write_job(sql).await?.ok_or_else(|| fenced("release"))?;
         self.publish(StoreEvent::JobsAvailable);
         Ok(job)
     }
@@ -1015,18 +1002,10 @@ impl Store {
             // trip, not three). Only a refusal, which must name the state that refused it,
             // goes on to the transaction below, which tries again and reads the state in the
             // same transaction.
+            // The trigger sends the worker's CancelRequested with the commit (0015).
             let row: Option<JobRow> = self.read().await?.fetch_optional(sql.clone()).await?;
             if let Some(row) = row {
-                let job: Job = row.try_into()?;
-                if job.state == JobState::Cancelling {
-                    // After the commit: a worker that misses this wake-up learns of the cancel
-                    // from its next heartbeat (see jobline-worker's runtime).
-                    let mut conn = self.read().await?;
-                    if let crate::db::Read::Postgres(c) = &mut conn {
-                        crate::events::notify(c, &StoreEvent::CancelRequested(id)).await?;
-                    }
-                }
-                return Ok(self.cancel_requested(job));
+                return Ok(self.cancel_requested(row.try_into()?));
             }
         }
         let mut tx = self.begin().await?;
@@ -1039,13 +1018,8 @@ impl Store {
             let (state,): (String,) = tx.fetch_one(sql).await?;
             return Err(StoreError::Conflict { current: parse_state(&state)? });
         };
-        let job: Job = row.try_into()?;
-        let cancelling = job.state == JobState::Cancelling;
-        if cancelling {
-            tx.notify(&StoreEvent::CancelRequested(id)).await?;
-        }
         tx.commit().await?;
-        Ok(self.cancel_requested(job))
+        Ok(self.cancel_requested(row.try_into()?))
     }
 
     /// After a cancel request committed: in-process wake-ups and the metric.
@@ -1079,7 +1053,6 @@ impl Store {
             return Err(StoreError::Conflict { current: self.get(tenant, id).await?.state });
         };
         insert_file(&mut tx, id, &input, now).await?;
-        tx.notify(&StoreEvent::JobsAvailable).await?;
         tx.commit().await?;
         self.publish(StoreEvent::JobsAvailable);
         self.publish_job_changed();
@@ -1099,9 +1072,6 @@ impl Store {
         let failed: Vec<JobRow> = tx.fetch_all(Sql::new(EXHAUST_SQL.get(b)).bind(now)).await?;
         let requeued: Vec<JobRow> =
             tx.fetch_all(Sql::new(RESCUE_RUNNING_SQL.get(b)).bind(now)).await?;
-        if !requeued.is_empty() {
-            tx.notify(&StoreEvent::JobsAvailable).await?;
-        }
         tx.commit().await?;
         let rescued = Rescued {
             requeued: jobs_from_rows(requeued)?,
